@@ -1,0 +1,5 @@
+import sys
+
+from spectbone.cli import main
+
+sys.exit(main())

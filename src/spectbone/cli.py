@@ -1,0 +1,58 @@
+"""The `spectbone` command line: the one seam between the Snakefile and the package.
+
+Each verb lives in its own module, which defines ``add_arguments(parser)`` and ``run(args)``.
+Modules are imported only for the verb that runs, so `spectbone convert` never pays for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synthesize": ("spectbone.synthesize", "write the phantom cohort as NM DICOM studies (+ truth)"),
+    "realism": ("spectbone.realism", "phantom vs NEMA NM1: figure and count statistics"),
+    "convert": ("spectbone.convert", "DICOM folder -> per-view float32 count images + manifest"),
+    "preprocess": ("spectbone.preprocess", "shoulder-to-pelvis crop, resize, grey mapping, screening"),
+    "split": ("spectbone.split", "patient-level seeded train/test split"),
+    "make-testset": ("spectbone.augment", "materialise the seeded noisy test set (levels 5..40)"),
+    "train-manifest": ("spectbone.augment", "write the seeded training-noise manifest (levels 1..50)"),
+    "pretrain-data": ("spectbone.pretrain_data", "build CT (Mayo or simulated) / natural-image pairs"),
+    "train": ("spectbone.train", "train one model (estimator, EMANet variant, baseline, segmenter)"),
+    "infer": ("spectbone.infer", "run a trained model or classical method over the test set"),
+    "evaluate": ("spectbone.evaluate", "PSNR/SSIM/RMSE and noise-estimate metrics"),
+    "table": ("spectbone.tables", "write one paper table (CSV + Markdown) beside the paper's values"),
+    "figure": ("spectbone.figures", "draw one paper figure (PNG + PDF)"),
+    "claims": ("spectbone.claims", "check the paper's claims against our tables"),
+    "params": ("spectbone.models.summary", "parameter count per network"),
+    "bench": ("spectbone.bench", "benchmarks: training speed vs matmul peak, loader, BM3D"),
+    "denoise": ("spectbone.denoise", "denoise new DICOM studies with a trained EMANet"),
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spectbone", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            importlib.import_module(module).add_arguments(p, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.verb][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Process-wide helpers every verb shares: logging to the rule's log file, seeding, device choice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> logging.Logger:
+    """Log to stderr and, when given, to the rule's `log:` file (created with its folder)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    return logging.getLogger("spectbone")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (if imported) torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if torch.backends.cudnn.is_available():
+            torch.backends.cudnn.benchmark = False
+
+
+def pick_device(requested: str = "auto"):
+    """CUDA when present (or asked for), else CPU; never assumed."""
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def set_threads(threads: int | None) -> None:
+    """Match torch's intra-op threads to the cores Snakemake gave the job."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def add_common_arguments(parser, *, log: bool = True, seed: bool = False, threads: bool = False) -> None:
+    if log:
+        parser.add_argument("--log", help="log file (the rule's log:)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="random seed")
+    if threads:
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
