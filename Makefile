@@ -1,0 +1,29 @@
+# One-command set-up on a fresh machine (Python 3.11, pip, gcc): every target creates .venv if needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config/config.yaml
+
+.PHONY: run test bench report dag clean-results
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the whole DAG on the default config (embedded phantom cohort)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --cores all --resources gpu=1
+
+test: $(STAMP)  ## unit tests, stage tests, the end-to-end DAG on config/test.yaml, and the SLURM run
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)  ## benchmarks (results/<name>/bench/)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/spectbone bench all --config config/test.yaml
+
+report: $(STAMP)  ## HTML report of the last run of $(CONFIG)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^name:' $(CONFIG) | awk '{print $$2}')/report.html
+
+dag: $(STAMP)  ## rule graph as SVG (needs graphviz's dot) and Mermaid
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --rulegraph mermaid-js > results/rulegraph.mmd

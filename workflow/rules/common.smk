@@ -1,0 +1,197 @@
+# Helpers shared by every rule file: paths, wildcard constraints, input functions, final targets.
+import json
+
+NAME = config["name"]
+RES = f"resources/{NAME}"
+OUT = f"results/{NAME}"
+SYNTHETIC = config["data"]["dicom_dir"] is None
+COHORT = f"{RES}/cohort" if SYNTHETIC else config["data"]["dicom_dir"]
+TRUTH = f"{RES}/truth" if SYNTHETIC else None
+TR = config["training"]
+EV = config["evaluation"]
+
+PRETRAIN_SOURCES = ["ct", "natural"]
+ARCHS = ["plain", "rdc", "rdc_md", "rdc_md_rcag", "full"]
+MAIN_LAM = float(TR["lam"])
+LEARNED_BASELINES = ["dncnn", "redcnn", "wgan"]
+BM3D_METHODS = ["bm3d", "bm3d_anscombe"]
+TABLES = [1, 2, 3, 4, 5, 6, 7, 8]
+BLIND_METHOD_NAMES = "BM3D DnCNN RED-CNN WGAN EMANet"  # labels of the blind-denoising parts, in order
+FIGURES = ["07", "08", "09", "10", "11", "12", "13", "14", "15"]
+
+
+def parse_levels(spec):
+    if ":" in spec:
+        p = [int(v) for v in spec.split(":")]
+        return list(range(p[0], p[1] + 1, p[2] if len(p) > 2 else 1))
+    return [int(v) for v in spec.split(",")]
+
+
+TEST_LEVELS = parse_levels(config["noise"]["test_levels"])
+
+
+def lam_tag(lam):
+    """0.2 -> '0.2', 1 -> '1': the lambda as it appears in file names."""
+    return f"{float(lam):g}"
+
+
+def emanet_name(pretrain, arch, lam):
+    return f"emanet_{pretrain}_{arch}_lam{lam_tag(lam)}"
+
+
+MAIN_EMANET = emanet_name("ct", "full", MAIN_LAM)
+
+
+def emanet_variants():
+    """Every EMANet fine-tune the tables need: transfer (T3), ablation (T4), loss (T5), lambda sweep (F10)."""
+    names = {emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]}
+    names |= {emanet_name("ct", a, MAIN_LAM) for a in ARCHS}
+    names |= {emanet_name("ct", "full", lam) for lam in [0.0, 1.0] + list(TR["lambda_sweep"])}
+    return sorted(names)
+
+
+def all_methods():
+    """Every method scored on the test set ('noisy' is the unprocessed input)."""
+    return ["noisy"] + BM3D_METHODS + LEARNED_BASELINES + emanet_variants()
+
+
+def bm3d_chunks():
+    """BM3D runs as one job per test level (plus the blind originals), so --cores N uses every core."""
+    return [str(level) for level in TEST_LEVELS] + ["blind"]
+
+
+def infer_parts(wildcards):
+    m = wildcards.method
+    if m == "noisy":
+        return []
+    if m in BM3D_METHODS:
+        return expand(f"{OUT}/infer/{m}/{{chunk}}.npz", chunk=bm3d_chunks())
+    return [f"{OUT}/infer/{m}.npz"]
+
+
+def model_inputs(wildcards):
+    """Weights an inference job needs: the model, and the estimator (EMANet's level map, blind sigma)."""
+    return {"model": f"{OUT}/models/{wildcards.method}.pt", "estimator": f"{OUT}/models/estimator.pt"}
+
+
+def pretrain_init(wildcards):
+    if wildcards.pretrain == "none":
+        return {}
+    return {"init": f"{OUT}/models/pretrain_{wildcards.pretrain}_{wildcards.arch}.pt"}
+
+
+def init_arg(wildcards, input):
+    return f"--init {input.init}" if "init" in input.keys() else ""
+
+
+def truth_arg():
+    return f"--truth {TRUTH}" if TRUTH else ""
+
+
+def optional_arg(flag, value):
+    return f"{flag} {value}" if value not in (None, "") else ""
+
+
+def eval_csvs():
+    return expand(f"{OUT}/eval/{{method}}.csv", method=all_methods())
+
+
+def get_final_outputs():
+    outputs = expand(f"{OUT}/tables/table{{n}}.csv", n=TABLES)
+    outputs += expand(f"{OUT}/figures/fig{{f}}.png", f=FIGURES)
+    outputs += [f"{OUT}/claims.md", f"{OUT}/tables/params.csv", f"{OUT}/tables/training.csv"]
+    if SYNTHETIC:
+        outputs += [f"{OUT}/tables/phantom_vs_nm1.csv", f"{OUT}/figures/phantom_vs_nm1.png",
+                    f"{OUT}/tables/preprocessing.csv"]
+    return outputs
+
+
+wildcard_constraints:
+    method=r"[A-Za-z0-9_.]+",
+    pretrain=r"none|ct|natural",
+    arch="|".join(ARCHS),
+    lam=r"[0-9.]+",
+    chunk=r"[0-9]+|blind",
+    source=r"ct|natural",
+    baseline="|".join(LEARNED_BASELINES),
+
+
+def train_args():
+    """Arguments every training job shares (optimiser, batch, seed, VGG weights, data label)."""
+    label = "synthetic phantom cohort" if SYNTHETIC else "user DICOM studies"
+    args = (f"--batch-size {TR['batch_size']} --lr {TR['lr']} --seed {config['seed']}"
+            f" --levels {config['noise']['train_levels']} --data-label '{label}'")
+    if TR["samples_per_epoch"]:
+        args += f" --samples-per-epoch {TR['samples_per_epoch']}"
+    if TR["vgg_weights"]:
+        args += f" --vgg-weights {TR['vgg_weights']}"
+    return args
+
+
+def bone_args():
+    return f"--preprocess-dir {OUT}/preprocess --split {OUT}/split.csv"
+
+
+def pretrain_real_arg(wildcards):
+    """Point `pretrain-data` at the real Mayo / natural-image folder when the config names one."""
+    if wildcards.source == "ct":
+        return optional_arg("--mayo-dir", config["pretrain"]["mayo_dir"])
+    return optional_arg("--natural-dir", config["pretrain"]["natural_dir"])
+
+
+def baseline_model_args(wildcards):
+    """Task and network arguments of a learned baseline."""
+    w = TR["widths"]
+    if wildcards.baseline == "dncnn":
+        return f"denoiser --model dncnn --width {w['dncnn']} --depth {TR['dncnn_depth']} --lam 0"
+    if wildcards.baseline == "redcnn":
+        return f"denoiser --model redcnn --width {w['redcnn']} --lam 0"
+    return (f"wgan --width {w['wgan']} --critic-width {w['critic']} --critic-steps {TR['critic_steps']}"
+            f" --gp-weight {TR['gp_weight']} --perceptual-weight {TR['perceptual_weight']}")
+
+
+def table_settings():
+    """The few config values the table/figure/claims code needs, as one shell-quoted JSON argument."""
+    settings = {
+        "main": MAIN_EMANET,
+        "lam": MAIN_LAM,
+        "lambda_sweep": [float(v) for v in TR["lambda_sweep"]],
+        "archs": ARCHS,
+        "test_levels": TEST_LEVELS,
+        "table_level": EV["table_level"],
+        "figure_level": EV["figure_level"],
+        "table2_levels": config["noise"]["table2_levels"],
+        "bootstrap": EV["bootstrap"],
+        "synthetic": SYNTHETIC,
+        "seed": config["seed"],
+    }
+    return "'" + json.dumps(settings, separators=(",", ":")) + "'"
+
+
+def evals(methods):
+    return [f"{OUT}/eval/{m}.csv" for m in methods]
+
+
+TABLE_INPUTS = {
+    1: [f"{OUT}/split.csv", f"{OUT}/noise/train_manifest.csv", f"{OUT}/noise/testset.npz"],
+    2: [f"{OUT}/split.csv", f"{OUT}/preprocess/preprocess.csv"],
+    3: evals(emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]),
+    4: evals(emanet_name("ct", a, MAIN_LAM) for a in ARCHS),
+    5: evals(emanet_name("ct", "full", lam) for lam in [0.0, 1.0, MAIN_LAM]),
+    6: [f"{OUT}/eval/noise_estimates.csv"],
+    7: evals(["noisy"] + BM3D_METHODS + LEARNED_BASELINES + [MAIN_EMANET]),
+    8: [f"{OUT}/eval/segmentation.csv"],
+}
+
+
+FIGURE_INPUTS = {
+    "07": [f"{OUT}/noise/testset.npz"],
+    "08": [f"{OUT}/infer/{emanet_name(p, 'full', MAIN_LAM)}.npz" for p in ["none", "natural", "ct"]],
+    "09": [f"{OUT}/infer/{emanet_name('ct', 'full', lam)}.npz" for lam in [0.0, 1.0, MAIN_LAM]],
+    "10": evals(emanet_name("ct", "full", lam) for lam in TR["lambda_sweep"]),
+    "11": [f"{OUT}/infer/bm3d/{EV['figure_level']}.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
+    "12": [f"{OUT}/infer/bm3d/blind.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]] + [f"{OUT}/infer/nm1.npz"],
+    "13": [f"{OUT}/infer/bm3d/blind.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
+    "14": [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
+    "15": [f"{OUT}/eval/segmentation_masks.npz"],
+}

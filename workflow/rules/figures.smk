@@ -1,0 +1,39 @@
+# The paper's data figures 7-15 (PNG + PDF).
+
+FIGURE_CATEGORY = {"07": "Data", "08": "Training", "09": "Training", "10": "Training", "11": "Denoising",
+                   "12": "Denoising", "13": "Denoising", "14": "Denoising", "15": "Segmentation"}
+
+
+rule blind_nm1:
+    input:
+        models=expand(f"{OUT}/models/{{m}}.pt", m=LEARNED_BASELINES + [MAIN_EMANET]),
+        estimator=f"{OUT}/models/estimator.pt",
+    output:
+        f"{OUT}/infer/nm1.npz",
+    params:
+        size=config["data"]["image_size"],
+    threads: TR["threads"]
+    log:
+        f"{OUT}/logs/blind_nm1/nm1.log",
+    shell:
+        "spectbone infer nm1 --models {input.models} --estimator {input.estimator} --size {params.size}"
+        " --out {output} --threads {threads} --log {log}"
+
+
+for _f, _category in FIGURE_CATEGORY.items():
+
+    rule:
+        name:
+            f"figure{_f}"
+        input:
+            [f"{OUT}/noise/testset.npz"] + FIGURE_INPUTS[_f],
+        output:
+            png=report(f"{OUT}/figures/fig{_f}.png", caption=f"../report/fig{_f}.rst", category=_category),
+            pdf=f"{OUT}/figures/fig{_f}.pdf",
+        params:
+            f=_f,
+            settings=table_settings(),
+        log:
+            f"{OUT}/logs/figure/fig{_f}.log",
+        shell:
+            "spectbone figure {params.f} --results-dir {OUT} --settings {params.settings} --out {output.png} --log {log}"

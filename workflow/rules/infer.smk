@@ -1,0 +1,52 @@
+# Inference over the fixed noisy test set (levels 5..40) and blind denoising of the originals.
+
+
+rule infer_learned:
+    input:
+        unpack(model_inputs),
+        testset=f"{OUT}/noise/testset.npz",
+    output:
+        f"{OUT}/infer/{{method}}.npz",
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=TR["mem_mb"],
+    log:
+        f"{OUT}/logs/infer_learned/{{method}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/infer_learned/{{method}}.tsv"
+    shell:
+        "spectbone infer learned --testset {input.testset} --model {input.model} --estimator {input.estimator}"
+        " --out {output} --threads {threads} --log {log}"
+
+
+rule infer_bm3d:
+    input:
+        testset=f"{OUT}/noise/testset.npz",
+    output:
+        f"{OUT}/infer/{{bm3d}}/{{chunk}}.npz",
+    wildcard_constraints:
+        bm3d="|".join(BM3D_METHODS),
+    log:
+        f"{OUT}/logs/infer_bm3d/{{bm3d}}_{{chunk}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/infer_bm3d/{{bm3d}}_{{chunk}}.tsv"
+    shell:
+        "spectbone infer {wildcards.bm3d} --testset {input.testset} --chunk {wildcards.chunk} --out {output}"
+        " --log {log}"
+
+
+rule noise_estimates:
+    input:
+        testset=f"{OUT}/noise/testset.npz",
+        estimator=f"{OUT}/models/estimator.pt",
+    output:
+        f"{OUT}/eval/noise_estimates.csv",
+    threads: TR["threads"]
+    log:
+        f"{OUT}/logs/noise_estimates/noise_estimates.log",
+    benchmark:
+        f"{OUT}/benchmarks/noise_estimates/noise_estimates.tsv"
+    shell:
+        "spectbone infer estimates --testset {input.testset} --estimator {input.estimator} --out {output}"
+        " --threads {threads} --log {log}"

@@ -1,0 +1,35 @@
+# Noise augmentation: the training manifest (noise drawn on the fly) and the materialised test set.
+
+
+rule train_manifest:
+    input:
+        split=f"{OUT}/split.csv",
+        preprocess=f"{OUT}/preprocess/preprocess.csv",
+    output:
+        f"{OUT}/noise/train_manifest.csv",
+    params:
+        pre=f"{OUT}/preprocess",
+        levels=config["noise"]["train_levels"],
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/train_manifest/train_manifest.log",
+    shell:
+        "spectbone train-manifest --preprocess-dir {params.pre} --split {input.split} --levels {params.levels}"
+        " --out {output} --seed {params.seed} --log {log}"
+
+
+rule testset:
+    input:
+        split=f"{OUT}/split.csv",
+        preprocess=f"{OUT}/preprocess/preprocess.csv",
+    output:
+        f"{OUT}/noise/testset.npz",
+    params:
+        pre=f"{OUT}/preprocess",
+        levels=config["noise"]["test_levels"],
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/testset/testset.log",
+    shell:
+        "spectbone make-testset --preprocess-dir {params.pre} --split {input.split} --levels {params.levels}"
+        " --out {output} --seed {params.seed} --log {log}"

@@ -1,0 +1,50 @@
+# The paper's Tables 1-8 (CSV + Markdown, the paper's values beside ours), the preprocessing
+# quality table, and the claims check.
+
+TABLE_CATEGORY = {1: "Data", 2: "Data", 3: "Training", 4: "Training", 5: "Training",
+                  6: "Noise estimation", 7: "Denoising", 8: "Segmentation"}
+
+
+for _n, _category in TABLE_CATEGORY.items():
+
+    rule:
+        name:
+            f"table{_n}"
+        input:
+            TABLE_INPUTS[_n],
+        output:
+            csv=report(f"{OUT}/tables/table{_n}.csv", caption=f"../report/table{_n}.rst", category=_category),
+            md=f"{OUT}/tables/table{_n}.md",
+        params:
+            n=_n,
+            settings=table_settings(),
+        log:
+            f"{OUT}/logs/table/table{_n}.log",
+        shell:
+            "spectbone table {params.n} --results-dir {OUT} --settings {params.settings} --out {output.csv} --log {log}"
+
+
+rule preprocessing_table:
+    input:
+        f"{OUT}/preprocess/preprocess.csv",
+    output:
+        report(f"{OUT}/tables/preprocessing.csv", caption="../report/preprocessing.rst", category="Data"),
+    params:
+        settings=table_settings(),
+    log:
+        f"{OUT}/logs/preprocessing_table/preprocessing.log",
+    shell:
+        "spectbone table preprocessing --results-dir {OUT} --settings {params.settings} --out {output} --log {log}"
+
+
+rule claims:
+    input:
+        expand(f"{OUT}/tables/table{{n}}.csv", n=TABLES),
+    output:
+        report(f"{OUT}/claims.md", caption="../report/claims.rst", category="Claims"),
+    params:
+        settings=table_settings(),
+    log:
+        f"{OUT}/logs/claims/claims.log",
+    shell:
+        "spectbone claims --results-dir {OUT} --settings {params.settings} --out {output} --log {log}"

@@ -1,0 +1,192 @@
+# Training: noise estimator, CT / natural-image pretraining, EMANet fine-tunes, learned baselines,
+# segmentation net. Each is one `spectbone train` job asking for one GPU; checkpoints for resuming
+# live in params folders (Snakemake deletes declared outputs before a rerun), final weights are outputs.
+
+
+rule pretrain_data:
+    output:
+        f"{RES}/pretrain/{{source}}.npz",
+    params:
+        n=config["pretrain"]["n_pairs"],
+        size=config["data"]["image_size"],
+        seed=config["seed"],
+        real=pretrain_real_arg,
+    log:
+        f"{OUT}/logs/pretrain_data/{{source}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/pretrain_data/{{source}}.tsv"
+    shell:
+        "spectbone pretrain-data --source {wildcards.source} {params.real} --n-pairs {params.n} --size {params.size}"
+        " --seed {params.seed} --out {output} --log {log}"
+
+
+rule train_estimator:
+    input:
+        split=f"{OUT}/split.csv",
+        manifest=f"{OUT}/noise/train_manifest.csv",
+    output:
+        weights=f"{OUT}/models/estimator.pt",
+        history=f"{OUT}/training/estimator.csv",
+    params:
+        ckpt=f"{OUT}/checkpoints/estimator",
+        curve=f"{OUT}/training/estimator",
+        epochs=TR["epochs"]["estimator"],
+        width=TR["widths"]["estimator"],
+        common=train_args(),
+        bone=bone_args(),
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=TR["mem_mb"],
+        runtime=TR["runtime"],
+    log:
+        f"{OUT}/logs/train_estimator/estimator.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_estimator/estimator.tsv"
+    shell:
+        "spectbone train estimator {params.bone} --width {params.width} --epochs {params.epochs} {params.common}"
+        " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
+        " --threads {threads} --log {log}"
+
+
+rule train_pretrain:
+    input:
+        data=f"{RES}/pretrain/{{source}}.npz",
+    output:
+        weights=f"{OUT}/models/pretrain_{{source}}_{{arch}}.pt",
+        history=f"{OUT}/training/pretrain_{{source}}_{{arch}}.csv",
+    params:
+        ckpt=f"{OUT}/checkpoints/pretrain_{{source}}_{{arch}}",
+        curve=f"{OUT}/training/pretrain_{{source}}_{{arch}}",
+        epochs=TR["epochs"]["pretrain"],
+        width=TR["widths"]["emanet"],
+        common=train_args(),
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=TR["mem_mb"],
+        runtime=TR["runtime"],
+    log:
+        f"{OUT}/logs/train_pretrain/{{source}}_{{arch}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_pretrain/{{source}}_{{arch}}.tsv"
+    shell:
+        "spectbone train pretrain --pretrain-data {input.data} --model emanet --arch {wildcards.arch}"
+        " --width {params.width} --epochs {params.epochs} {params.common}"
+        " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
+        " --threads {threads} --log {log}"
+
+
+rule train_emanet:
+    input:
+        unpack(pretrain_init),
+        split=f"{OUT}/split.csv",
+        manifest=f"{OUT}/noise/train_manifest.csv",
+    output:
+        weights=f"{OUT}/models/emanet_{{pretrain}}_{{arch}}_lam{{lam}}.pt",
+        history=f"{OUT}/training/emanet_{{pretrain}}_{{arch}}_lam{{lam}}.csv",
+    params:
+        ckpt=f"{OUT}/checkpoints/emanet_{{pretrain}}_{{arch}}_lam{{lam}}",
+        curve=f"{OUT}/training/emanet_{{pretrain}}_{{arch}}_lam{{lam}}",
+        init=init_arg,
+        epochs=TR["epochs"]["denoiser"],
+        width=TR["widths"]["emanet"],
+        jitter=config["noise"]["level_jitter"],
+        common=train_args(),
+        bone=bone_args(),
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=TR["mem_mb"],
+        runtime=TR["runtime"],
+    log:
+        f"{OUT}/logs/train_emanet/{{pretrain}}_{{arch}}_lam{{lam}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_emanet/{{pretrain}}_{{arch}}_lam{{lam}}.tsv"
+    shell:
+        "spectbone train denoiser {params.bone} --model emanet --arch {wildcards.arch} --lam {wildcards.lam}"
+        " {params.init} --width {params.width} --epochs {params.epochs} --level-jitter {params.jitter}"
+        " {params.common} --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history}"
+        " --curve {params.curve} --threads {threads} --log {log}"
+
+
+rule train_baseline:
+    input:
+        split=f"{OUT}/split.csv",
+        manifest=f"{OUT}/noise/train_manifest.csv",
+    output:
+        weights=f"{OUT}/models/{{baseline}}.pt",
+        history=f"{OUT}/training/{{baseline}}.csv",
+    params:
+        ckpt=f"{OUT}/checkpoints/{{baseline}}",
+        curve=f"{OUT}/training/{{baseline}}",
+        epochs=TR["epochs"]["baseline"],
+        model=baseline_model_args,
+        common=train_args(),
+        bone=bone_args(),
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=TR["mem_mb"],
+        runtime=TR["runtime"],
+    log:
+        f"{OUT}/logs/train_baseline/{{baseline}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_baseline/{{baseline}}.tsv"
+    shell:
+        "spectbone train {params.model} {params.bone} --epochs {params.epochs} {params.common}"
+        " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
+        " --threads {threads} --log {log}"
+
+
+rule train_segmenter:
+    input:
+        split=f"{OUT}/split.csv",
+        preprocess=f"{OUT}/preprocess/preprocess.csv",
+    output:
+        weights=f"{OUT}/models/segmenter.pt",
+        history=f"{OUT}/training/segmenter.csv",
+    params:
+        ckpt=f"{OUT}/checkpoints/segmenter",
+        curve=f"{OUT}/training/segmenter",
+        epochs=TR["epochs"]["segmenter"],
+        width=TR["widths"]["segmenter"],
+        common=train_args(),
+        bone=bone_args(),
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=TR["mem_mb"],
+        runtime=TR["runtime"],
+    log:
+        f"{OUT}/logs/train_segmenter/segmenter.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_segmenter/segmenter.tsv"
+    shell:
+        "spectbone train segmenter {params.bone} --width {params.width} --epochs {params.epochs} {params.common}"
+        " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
+        " --threads {threads} --log {log}"
+
+
+rule training_summary:
+    input:
+        histories=expand(f"{OUT}/training/{{name}}.csv",
+                         name=["estimator", "segmenter"] + LEARNED_BASELINES + emanet_variants()
+                         + [f"pretrain_ct_{a}" for a in ARCHS] + ["pretrain_natural_full"]),
+    output:
+        report(f"{OUT}/tables/training.csv", caption="../report/training.rst", category="Training"),
+    params:
+        models=f"{OUT}/models",
+    log:
+        f"{OUT}/logs/training_summary/training_summary.log",
+    shell:
+        "spectbone table training --results-dir {OUT} --out {output} --log {log}"
+
+
+rule params_table:
+    output:
+        report(f"{OUT}/tables/params.csv", caption="../report/params.rst", category="Training"),
+    log:
+        f"{OUT}/logs/params_table/params.log",
+    shell:
+        "spectbone params --out {output} --log {log}"
