@@ -45,7 +45,7 @@ def gather_outputs(method: str, testset: dict, parts: list[str]) -> tuple[np.nda
 
 
 def score(image: np.ndarray, reference: np.ndarray) -> dict:
-    return {name: fn(image, reference) for name, fn in METRICS.items()}
+    return {name: fn(reference, image) for name, fn in METRICS.items()}
 
 
 def denoising_scores(method: str, testset: dict, parts: list[str]) -> pd.DataFrame:

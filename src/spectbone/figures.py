@@ -15,7 +15,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from spectbone.outputs import save_figure  # noqa: E402
@@ -62,9 +61,8 @@ def fig07(res, testset):
     fig, axes = plt.subplots(1, len(levels) + 1, figsize=(2.2 * (len(levels) + 1), 2.8))
     clean = testset["clean"][SHOWN]
     _show(axes[0], clean, "original")
-    rows, cols = noise_region_box(clean.shape)
-    axes[0].add_patch(Rectangle((cols.start, rows.start), cols.stop - cols.start, rows.stop - rows.start,
-                                fill=False, ec="red", lw=1))
+    r0, r1, c0, c1 = noise_region_box(clean.shape)
+    axes[0].add_patch(Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, ec="red", lw=1))
     for ax, lv in zip(axes[1:], levels):
         _show(ax, testset["noisy"][_level_index(testset, lv), SHOWN], f"sigma = {lv}")
     fig.suptitle("Fig. 7  Bone scan at different noise levels (red: Table 2's noise region)", fontsize=9)

@@ -93,10 +93,10 @@ def table1(res: Results):
     return pd.DataFrame(rows), "Table 1. Data before and after noise augmentation", _notes(res, notes)[:-1]
 
 
-def noise_region_box(shape) -> tuple[slice, slice]:
-    """Table 2's 'noise region': soft tissue of the lower trunk beside the spine (rows 55-75%, cols 25-40%)."""
+def noise_region_box(shape) -> tuple[int, int, int, int]:
+    """Table 2's 'noise region' (row0, row1, col0, col1): soft tissue beside the lumbar spine."""
     h, w = shape
-    return slice(int(0.55 * h), int(0.75 * h)), slice(int(0.25 * w), int(0.40 * w))
+    return int(0.55 * h), int(0.75 * h), int(0.25 * w), int(0.40 * w)
 
 
 def table2(res: Results):

@@ -170,13 +170,9 @@ rule train_segmenter:
 
 rule training_summary:
     input:
-        histories=expand(f"{OUT}/training/{{name}}.csv",
-                         name=["estimator", "segmenter"] + LEARNED_BASELINES + emanet_variants()
-                         + [f"pretrain_ct_{a}" for a in ARCHS] + ["pretrain_natural_full"]),
+        histories=expand(f"{OUT}/training/{{name}}.csv", name=trained_models()),
     output:
         report(f"{OUT}/tables/training.csv", caption="../report/training.rst", category="Training"),
-    params:
-        models=f"{OUT}/models",
     log:
         f"{OUT}/logs/training_summary/training_summary.log",
     shell:

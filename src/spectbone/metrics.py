@@ -1,0 +1,67 @@
+"""Image-quality metrics on grey-level images (0..255) and a bootstrap confidence interval.
+
+PSNR = 10 log10(255^2 / MSE); SSIM is scikit-image's (7 x 7 uniform window, K1 = 0.01, K2 = 0.03)
+with data_range = 255; RMSE in grey levels. Images are compared as floats: nothing is clipped or
+rounded (DESIGN.md, noise model). Argument order is (reference, test) throughout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DATA_RANGE = 255.0
+
+
+def _pair(ref, test) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(ref, dtype=np.float64), np.asarray(test, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    return a, b
+
+
+def rmse(ref, test) -> float:
+    a, b = _pair(ref, test)
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def psnr(ref, test, data_range: float = DATA_RANGE) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical images)."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    a, b = _pair(ref, test)
+    return float(peak_signal_noise_ratio(a, b, data_range=data_range))
+
+
+def ssim(ref, test, data_range: float = DATA_RANGE, win_size: int | None = None) -> float:
+    from skimage.metrics import structural_similarity
+
+    a, b = _pair(ref, test)
+    if win_size is None:
+        win_size = min(7, min(a.shape))
+        win_size -= (win_size + 1) % 2  # odd
+    return float(structural_similarity(a, b, data_range=data_range, win_size=win_size))
+
+
+def noise_region_ssim(a, b, box: tuple[int, int, int, int], data_range: float = DATA_RANGE) -> float:
+    """SSIM inside a rectangle (paper Table 2): box = (row0, row1, col0, col1), half-open."""
+    r0, r1, c0, c1 = (int(v) for v in box)
+    a, b = _pair(a, b)
+    ra, rb = a[r0:r1, c0:c1], b[r0:r1, c0:c1]
+    if min(ra.shape) < 3:
+        raise ValueError(f"box {box} gives a region {ra.shape}: need at least 3 x 3 pixels")
+    return ssim(ra, rb, data_range=data_range)
+
+
+def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, lo, hi): the mean and its percentile-bootstrap (1 - alpha) confidence interval."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"),) * 3
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return mean, float(lo), float(hi)
