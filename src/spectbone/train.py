@@ -399,7 +399,7 @@ def run(args):
     setup_logging(args.log)
     set_threads(args.threads)
     device = pick_device(args.device)
-    log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+    log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
              torch.get_num_threads())
     seed_everything(args.seed)
     task, kind, kwargs, meta, dataset = build_task(args, device)

@@ -1,0 +1,219 @@
+"""profiles/slurm on a real single-node SLURM (scripts/slurm_local.sh).
+
+The session fixture installs (when missing) and starts SLURM on this machine, which needs
+root and the Debian package mirror. Off CI the tests skip, with the reason, when that is not
+possible; with CI=true they fail instead. Deselect with `-m "not slurm"`.
+
+Environment knobs:
+  SPECTBONE_SLURM_TARGETS   space-separated targets for the repository run (default: the
+                            test config's final targets, i.e. `rule all`)
+  SPECTBONE_SLURM_TIMEOUT   seconds allowed for the repository run (default 1800)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "slurm_local.sh"
+PROFILE = REPO / "profiles" / "slurm"
+WORKFLOW_PROFILE = REPO / "profiles" / "default"
+TOY = REPO / "tests" / "slurm_toy" / "Snakefile"
+RUN_NAME = "test_slurm"
+# Targets for the repository run; empty means the default target (`rule all`).
+DEFAULT_TARGETS: list[str] = []
+TOY_TIMEOUT = 300
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str):
+    """Skip off CI; fail loudly in CI, where SLURM must be available."""
+    if IN_CI:
+        pytest.fail(f"SLURM test harness unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _env() -> dict[str, str]:
+    """Environment for snakemake: this venv's tools on PATH (sbatch passes --export=ALL,
+    so jobs inherit it) and no CUDA_VISIBLE_DEVICES of our own, so that a value seen
+    inside a job can only come from SLURM's GPU allocation."""
+    env = dict(os.environ)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env.pop("SNAKEMAKE_PROFILE", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    if os.name != "posix" or not hasattr(os, "geteuid"):
+        _unavailable("needs a POSIX machine")
+    if os.geteuid() != 0:
+        _unavailable("needs root: scripts/slurm_local.sh installs packages and runs slurmctld/slurmd")
+    if shutil.which("bash") is None:
+        _unavailable("bash not found")
+    was_up = subprocess.run([str(SCRIPT), "status"], capture_output=True, text=True).returncode == 0
+    proc = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
+    if proc.returncode == 3:
+        _unavailable(f"cannot install or run SLURM here: {proc.stderr.strip()}")
+    if proc.returncode != 0:
+        pytest.fail(
+            f"scripts/slurm_local.sh start failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+    yield
+    # Leave a cluster running that was up before this session (someone else's).
+    if not was_up:
+        subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=120)
+
+
+def _run_snakemake(args: list[str], cwd: Path, timeout_s: int, log_path: Path):
+    """Run snakemake bounded by `timeout -s INT` (it ignores SIGTERM while jobs run; on
+    SIGINT it cancels its SLURM jobs). Output goes to log_path. Returns (rc, text, wall)."""
+    cmd = ["timeout", "-s", "INT", "-k", "60", str(timeout_s), sys.executable, "-m", "snakemake", *args]
+    t0 = time.monotonic()
+    with open(log_path, "w") as fh:
+        fh.write("$ " + shlex.join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=_env(), stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s + 120
+        )
+    wall = time.monotonic() - t0
+    return proc.returncode, log_path.read_text(errors="replace"), wall
+
+
+def _sbatch_calls(text: str) -> dict[str, list[str]]:
+    """rule name -> sbatch command lines, from snakemake --verbose output."""
+    calls: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "sbatch call:" not in line:
+            continue
+        m = re.search(r"--comment '?rule_([A-Za-z0-9_]+?)(?:_wildcards_|'|\s)", line)
+        if m:
+            calls.setdefault(m.group(1), []).append(line)
+    return calls
+
+
+def _requests_gpu(sbatch_line: str) -> bool:
+    return bool(re.search(r"--gpus[= ]'?([A-Za-z0-9_.]+:)?[1-9]|--gres[= ]'?gpu", sbatch_line))
+
+
+def _submitted_job_ids(text: str) -> dict[str, list[str]]:
+    """rule name -> SLURM job ids, from 'Job N has been submitted with SLURM jobid X (log: ...rule_R/...)'."""
+    ids: dict[str, list[str]] = {}
+    for m in re.finditer(r"submitted with SLURM jobid (\d+) \(log: \S*?/rule_([A-Za-z0-9_]+)/", text):
+        ids.setdefault(m.group(2), []).append(m.group(1))
+    return ids
+
+
+def _scontrol_job(jobid: str) -> str:
+    proc = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def test_toy_workflow_gpu_job_gets_gpu(slurm_cluster, tmp_path):
+    """Two-rule toy through profiles/slurm (+ the repo's workflow profile, as a run from
+    the repository root gets it): the gpu=1 rule is submitted with --gpus=1, SLURM records
+    a GPU for it, and the job sees CUDA_VISIBLE_DEVICES."""
+    args = [
+        "-s", str(TOY), "--directory", str(tmp_path),
+        "--profile", str(PROFILE), "--workflow-profile", str(WORKFLOW_PROFILE),
+        "--verbose",
+    ]
+    rc, out, wall = _run_snakemake(args, tmp_path, TOY_TIMEOUT, tmp_path / "snakemake.out")
+    print(f"toy workflow through profiles/slurm: {wall:.1f} s wall")
+    assert rc == 0, f"toy run failed (rc {rc}), see {tmp_path / 'snakemake.out'}:\n{out[-4000:]}"
+
+    # The workflow profile must not impose a global gpu limit (or cores) on cluster runs.
+    assert not re.search(r"Provided resources:.*gpu", out), "profiles/default leaked a gpu limit into a SLURM run"
+
+    calls = _sbatch_calls(out)
+    assert set(calls) >= {"prepare", "train_toy"}, f"sbatch calls seen: {calls}"
+    assert all(_requests_gpu(c) for c in calls["train_toy"]), calls["train_toy"]
+    assert not any(_requests_gpu(c) for c in calls["prepare"]), calls["prepare"]
+
+    env_lines = dict(
+        line.split("=", 1) for line in (tmp_path / "out" / "gpu_env.txt").read_text().splitlines() if "=" in line
+    )
+    assert env_lines.get("SLURM_JOB_ID"), f"gpu job did not run under SLURM: {env_lines}"
+    assert env_lines.get("CUDA_VISIBLE_DEVICES") == "0", env_lines
+    assert env_lines.get("SLURM_GPUS_ON_NODE") == "1", env_lines
+
+    # SLURM's own record (kept MinJobAge=600 s after the job ends).
+    ids = _submitted_job_ids(out)
+    assert ids.get("train_toy") == [env_lines["SLURM_JOB_ID"]], (ids, env_lines)
+    job = _scontrol_job(env_lines["SLURM_JOB_ID"])
+    assert re.search(r"TresPerJob=\S*gpu:1", job) or re.search(r"TRES=\S*gres/gpu=1", job), job
+    assert "JobState=COMPLETED" in job, job
+
+
+def _targets() -> list[str]:
+    env = os.environ.get("SPECTBONE_SLURM_TARGETS", "").split()
+    return env or list(DEFAULT_TARGETS)
+
+
+DEVICE_LINE = re.compile(r"device=(\S+).*?CUDA_VISIBLE_DEVICES=(\S*)")
+
+
+def test_repository_workflow_training_runs_on_slurm_gpu(request):
+    """The repository's own workflow, test config, through profiles/slurm: every training
+    job (rule train_*) is submitted with a GPU request and its log shows the GPU SLURM gave it."""
+    if not (REPO / "Snakefile").is_file() or not (REPO / "config" / "test.yaml").is_file():
+        pytest.skip("the repository's Snakefile or config/test.yaml does not exist yet")
+    request.getfixturevalue("slurm_cluster")  # start SLURM only when there is something to run
+    out_dir = REPO / "results" / RUN_NAME
+    shutil.rmtree(out_dir, ignore_errors=True)  # this test's own results: make training rerun
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timeout_s = int(os.environ.get("SPECTBONE_SLURM_TIMEOUT", "1800"))
+    args = [
+        "--configfile", "config/test.yaml", "--config", f"name={RUN_NAME}",
+        "--profile", str(PROFILE),
+        # Jobs must fit this node: rules asking more threads than it has would be refused.
+        "--max-threads", str(os.cpu_count() or 1),
+        "--verbose",
+        *_targets(),
+    ]
+    log_path = out_dir / "snakemake_slurm.out"
+    rc, out, wall = _run_snakemake(args, REPO, timeout_s, log_path)
+    print(f"repository workflow through profiles/slurm: {wall:.1f} s wall")
+    assert rc == 0, f"run failed (rc {rc}; 124 = timed out after {timeout_s} s), see {log_path}:\n{out[-6000:]}"
+
+    calls = _sbatch_calls(out)
+    train_rules = sorted(r for r in calls if r.startswith("train_"))
+    assert train_rules, f"no train_* job was submitted to SLURM (targets {_targets() or 'all'}); see {log_path}"
+    no_gpu = [c for r in train_rules for c in calls[r] if not _requests_gpu(c)]
+    assert not no_gpu, f"training jobs submitted without a GPU request: {no_gpu}"
+    n_submitted = sum(len(calls[r]) for r in train_rules)
+
+    logs = sorted((out_dir / "logs").glob("train_*/**/*.log"))
+    assert logs, f"no training logs under {out_dir / 'logs'}/train_*/"
+    per_rule: dict[str, int] = {}
+    bad = []
+    for log in logs:
+        m = None
+        for m in DEVICE_LINE.finditer(log.read_text(errors="replace")):
+            pass  # the last device line (a retried job appends)
+        if m is None or m.group(2) in ("", "None", "unset", "-"):
+            bad.append(f"{log.relative_to(REPO)}: {m.group(0) if m else 'no device=... line'}")
+        rule = log.relative_to(out_dir / "logs").parts[0]
+        per_rule[rule] = per_rule.get(rule, 0) + 1
+    assert not bad, "training jobs without a GPU visible (CUDA_VISIBLE_DEVICES unset):\n" + "\n".join(bad)
+    # Every submitted training job left a log with the line, and no training ran outside SLURM.
+    missing = [rule for rule in train_rules if not per_rule.get(rule)]
+    assert not missing, f"training rules submitted to SLURM but without logs: {missing}"
+    assert set(per_rule) <= set(train_rules), (
+        f"training logs from rules never submitted to SLURM: {set(per_rule) - set(train_rules)}"
+    )
+    print(f"{n_submitted} training jobs in {len(train_rules)} rules ran on SLURM with a GPU")
