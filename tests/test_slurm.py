@@ -32,7 +32,11 @@ WORKFLOW_PROFILE = REPO / "profiles" / "default"
 TOY = REPO / "tests" / "slurm_toy" / "Snakefile"
 RUN_NAME = "test_slurm"
 # Targets for the repository run; empty means the default target (`rule all`).
-DEFAULT_TARGETS: list[str] = []
+DEFAULT_TARGETS: list[str] = [  # the main EMANet chain and one baseline: every kind of GPU job, in minutes
+    "results/test_slurm/models/estimator.pt",
+    "results/test_slurm/models/emanet_ct_full_lam0.2.pt",
+    "results/test_slurm/models/dncnn.pt",
+]
 TOY_TIMEOUT = 300
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

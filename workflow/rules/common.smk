@@ -202,3 +202,15 @@ FIGURE_INPUTS = {
     "14": [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
     "15": [f"{OUT}/eval/segmentation_masks.npz"],
 }
+
+
+# Light bookkeeping runs on the submitting machine; on a cluster it would wait longer in the queue
+# than it takes to run.
+localrules:
+    split,
+    train_manifest,
+    params_table,
+    training_summary,
+    preprocessing_table,
+    claims,
+    all,
