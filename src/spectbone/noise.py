@@ -40,8 +40,12 @@ def add_poisson_level_noise(x: np.ndarray, sigma: float, seed: int | np.random.G
 
 
 def noise_seed(base_seed: int, image_index: int, level: int, epoch: int = 0) -> int:
-    """One seed per (image, level, epoch): reproducible, and independent across the three."""
-    return int(np.random.SeedSequence([base_seed, image_index, level, epoch]).generate_state(1)[0])
+    """One seed per (image, level, epoch): reproducible, and independent across the three.
+
+    Negative values are allowed as tags for fixed draws (the test set uses epoch -1, validation -2).
+    """
+    entropy = [int(v) % 2**32 for v in (base_seed, image_index, level, epoch)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def expected_noisy_psnr(sigma: float) -> float:

@@ -106,7 +106,9 @@ def table2(res: Results):
     from spectbone.noise import add_poisson_level_noise, noise_seed
 
     pre = pd.read_csv(res.root / "preprocess" / "preprocess.csv", keep_default_na=False)
-    kept = pre[pre["keep"].astype(str).str.lower() == "true"].sort_values("counts_per_grey")
+    kept = pre[pre["keep"].astype(str).str.lower() == "true"].copy()
+    kept["counts_per_grey"] = pd.to_numeric(kept["counts_per_grey"])
+    kept = kept.sort_values("counts_per_grey")
     low_id, high_id = kept["image_id"].iloc[-1], kept["image_id"].iloc[0]
     low, high = load_images(res.root / "preprocess", [low_id, high_id])
     box = noise_region_box(low.shape)
@@ -245,7 +247,7 @@ def preprocessing_table(res: Results):
     keep = table["keep"].astype(str).str.lower() == "true"
     rows.append({"quantity": "images converted", "value": len(table)})
     rows.append({"quantity": "images kept after screening", "value": int(keep.sum())})
-    for reason, count in table.loc[~keep, "reason"].value_counts().items():
+    for reason, count in table.loc[~keep, "reason"].str.split(":").str[0].value_counts().items():
         rows.append({"quantity": f"screened out: {reason}", "value": int(count)})
     if (pre / "crop_eval.csv").exists():
         crop = pd.read_csv(pre / "crop_eval.csv", keep_default_na=False)

@@ -1,0 +1,296 @@
+"""`spectbone convert` on the real NEMA NM1 whole-body bone scan in every encoding we can get,
+on multi-frame NM built from it, and on broken files (which must land in rejects.csv)."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    RLELossless,
+    generate_uid,
+)
+
+from spectbone.cli import main
+from spectbone.convert import MANIFEST_COLUMNS, REJECT_COLUMNS
+from spectbone.dicom_read import read_nm_images
+
+NM1_TOTAL = 3_596_452
+
+
+def _data_store_dir() -> Path:
+    import data_store
+
+    return Path(data_store.__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def nm1_path() -> Path:
+    return _data_store_dir() / "JPEG-LL.dcm"
+
+
+@pytest.fixture(scope="module")
+def nm1(nm1_path) -> Dataset:
+    ds = pydicom.dcmread(nm1_path)
+    ds.decompress()
+    return ds
+
+
+def _convert(inp: Path, out: Path, *extra: str) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+    rc = main(["convert", str(inp), "--out", str(out), *extra])
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False) if (out / "manifest.csv").exists() else None
+    rejects = pd.read_csv(out / "rejects.csv", keep_default_na=False) if (out / "rejects.csv").exists() else None
+    return rc, manifest, rejects
+
+
+def _encodings(nm1: Dataset, folder: Path) -> dict[str, Path]:
+    """NM1 re-encoded losslessly with pydicom, one file per transfer syntax."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, ts in [("explicit_le", ExplicitVRLittleEndian), ("implicit_le", ImplicitVRLittleEndian),
+                     ("deflated", DeflatedExplicitVRLittleEndian)]:
+        ds = copy.deepcopy(nm1)
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.file_meta.TransferSyntaxUID = ts
+        ds.save_as(folder / f"{name}.dcm", enforce_file_format=True)
+        out[name] = folder / f"{name}.dcm"
+    for name, ts, kwargs in [("rle", RLELossless, {}), ("j2k_lossless", JPEG2000Lossless, {})]:
+        ds = copy.deepcopy(nm1)
+        try:
+            ds.compress(ts, **kwargs)
+        except (RuntimeError, NotImplementedError, ValueError):
+            continue  # no encoder for this syntax installed
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(folder / f"{name}.dcm", enforce_file_format=True)
+        out[name] = folder / f"{name}.dcm"
+    return out
+
+
+def test_nm1_lossless_jpeg_exact_total(nm1_path):
+    images = read_nm_images(nm1_path)
+    assert len(images) == 1
+    view, counts, spacing, ds = images[0]
+    assert counts.dtype == np.float32 and counts.shape == (1024, 256)
+    assert counts.sum(dtype=np.float64) == NM1_TOTAL
+    assert spacing == pytest.approx((2.26, 2.26))
+    assert view == "unknown"  # NM1 says nothing about the view
+    assert ds.Modality == "NM"
+
+
+def test_every_lossless_encoding_gives_exact_counts(nm1, tmp_path):
+    files = _encodings(nm1, tmp_path / "in")
+    assert {"explicit_le", "implicit_le", "deflated", "rle"} <= set(files)
+    from pydicom.pixels import get_encoder
+
+    if get_encoder(JPEG2000Lossless).is_available:  # pylibjpeg-openjpeg installed
+        assert "j2k_lossless" in files
+    rc, manifest, rejects = _convert(tmp_path / "in", tmp_path / "out")
+    assert rc == 0 and rejects.empty
+    assert len(manifest) == len(files)
+    assert (manifest["total_counts"] == NM1_TOTAL).all()
+    for rel in manifest["image_path"]:
+        arr = np.load(tmp_path / "out" / rel)
+        assert arr.dtype == np.float32 and arr.shape == (1024, 256)
+        assert arr.sum(dtype=np.float64) == NM1_TOTAL
+    # same study, same patient: the ids collide and are made unique
+    assert manifest["study_id"].nunique() == 1 and manifest["patient_id"].nunique() == 1
+    assert manifest["image_id"].is_unique
+
+
+def test_shipped_encodings_and_undecodable_jpeg(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    data = _data_store_dir()
+    shutil.copy(data / "JPEG-LL.dcm", inp / "nm1_jpeg_ll.dcm")
+    shutil.copy(data / "JPEG2000_UNC.dcm", inp / "nm1_j2k_unc")  # no .dcm suffix: still read
+    for name in ["JPGExtended.dcm", "JPEG2000.dcm", "JPEG-lossy.dcm"]:
+        shutil.copy(get_testdata_file(name), inp / name)
+    rc, manifest, rejects = _convert(inp, tmp_path / "out")
+    assert rc == 0
+    assert list(manifest.columns) == MANIFEST_COLUMNS and list(rejects.columns) == REJECT_COLUMNS
+    assert len(manifest) == 4
+    assert (manifest["rows"] == 1024).all() and (manifest["cols"] == 256).all()
+    assert (manifest["status"] == "ok").all()
+    lossless = manifest[manifest["total_counts"] == NM1_TOTAL]
+    assert len(lossless) == 1
+    # lossy encodings of the same scan: within a few percent of the true total
+    assert np.allclose(manifest["total_counts"], NM1_TOTAL, rtol=0.06)
+    assert list(rejects["source"]) == ["JPEG-lossy.dcm"]
+    reason = rejects["reason"].iloc[0]
+    assert "JPEG Extended" in reason and "decoder" in reason
+    assert len(rejects["source_sha256"].iloc[0]) == 64
+
+
+def test_corrupt_inputs_are_rejected_with_reasons(nm1, tmp_path):
+    inp = tmp_path / "in"
+    (inp / "deep" / "er").mkdir(parents=True)
+    nm1.save_as(inp / "good.dcm", enforce_file_format=True)
+    raw = (inp / "good.dcm").read_bytes()
+    (inp / "deep" / "truncated.dcm").write_bytes(raw[: len(raw) - 50_000])
+    jpeg_raw = (_data_store_dir() / "JPEG-LL.dcm").read_bytes()
+    (inp / "deep" / "er" / "truncated_jpeg.dcm").write_bytes(jpeg_raw[: len(jpeg_raw) // 2])
+    ds = copy.deepcopy(nm1)
+    del ds.PixelData
+    ds.save_as(inp / "deep" / "no_pixels.dcm", enforce_file_format=True)
+    ds = copy.deepcopy(nm1)
+    ds.Rows = 1000  # header and pixel data disagree
+    ds.save_as(inp / "wrong_size.dcm", enforce_file_format=True)
+    (inp / "notes.dcm").write_text("Patient list, not an image\n" * 20)
+    (inp / "empty.dcm").write_bytes(b"")
+    (inp / "DICOMDIR").write_bytes(b"ignored")
+    ct = get_testdata_file("CT_small.dcm")
+    shutil.copy(ct, inp / "ct.dcm")
+    shutil.copy(inp / "good.dcm", inp / "deep" / "copy_of_good.dcm")
+
+    rc, manifest, rejects = _convert(inp, tmp_path / "out")
+    assert rc == 0
+    assert len(manifest) == 1 and manifest["total_counts"].iloc[0] == NM1_TOTAL
+    reasons = dict(zip(rejects["source"], rejects["reason"]))
+    assert "DICOMDIR" not in reasons
+    assert set(reasons) == {"deep/truncated.dcm", "deep/er/truncated_jpeg.dcm", "deep/no_pixels.dcm",
+                            "wrong_size.dcm", "notes.dcm", "empty.dcm", "ct.dcm", "deep/copy_of_good.dcm"}
+    assert "truncated" in reasons["deep/truncated.dcm"]
+    assert "truncated" in reasons["deep/er/truncated_jpeg.dcm"]
+    assert "no pixel data" in reasons["deep/no_pixels.dcm"]
+    assert "bytes" in reasons["wrong_size.dcm"] and "header" in reasons["wrong_size.dcm"]
+    assert "not a DICOM file" in reasons["notes.dcm"]
+    assert "empty" in reasons["empty.dcm"]
+    assert "not a nuclear-medicine" in reasons["ct.dcm"]
+    assert "identical copy" in reasons["deep/copy_of_good.dcm"]
+    assert all(len(r) > 20 for r in reasons.values())
+
+
+def _two_frame_nm(nm1: Dataset, meanings=("anterior", "posterior")) -> Dataset:
+    """A dual-head NM Image Storage object: frame 0 = NM1, frame 1 = NM1 mirrored, views coded."""
+    ds = copy.deepcopy(nm1)
+    a = nm1.pixel_array.astype(np.uint16)
+    frames = np.stack([a, a[:, ::-1]])
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.20"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.PixelRepresentation = 0
+    ds.NumberOfFrames = 2
+    ds.FrameIncrementPointer = [(0x0054, 0x0020)]
+    ds.DetectorVector = [1, 2]
+    ds.NumberOfDetectors = 2
+    items = []
+    for meaning in meanings:
+        det = Dataset()
+        code = Dataset()
+        code.CodeValue = meaning[:4].upper()
+        code.CodingSchemeDesignator = "99TEST"
+        code.CodeMeaning = meaning
+        det.ViewCodeSequence = Sequence([code])
+        items.append(det)
+    ds.DetectorInformationSequence = Sequence(items)
+    ds.ImageComments = "WB ANT/POST"
+    ds.PixelData = frames.tobytes()
+    ds.RescaleSlope = 2
+    ds.RescaleIntercept = 0
+    return ds
+
+
+def test_multiframe_views_and_rescale(nm1, tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    _two_frame_nm(nm1).save_as(inp / "study1", enforce_file_format=True)
+    _two_frame_nm(nm1, ("", "")).save_as(inp / "study2.dcm", enforce_file_format=True)
+    rc, manifest, rejects = _convert(inp, tmp_path / "out")
+    assert rc == 0 and rejects.empty
+    assert len(manifest) == 4
+    s1 = manifest[manifest["image_id"].str.endswith(("_ANT", "_POST"))]
+    assert sorted(s1["view"]) == ["ANT", "POST"]
+    assert (s1["total_counts"] == 2 * NM1_TOTAL).all()  # RescaleSlope 2 applied
+    ant = np.load(tmp_path / "out" / s1[s1["view"] == "ANT"]["image_path"].iloc[0])
+    post = np.load(tmp_path / "out" / s1[s1["view"] == "POST"]["image_path"].iloc[0])
+    np.testing.assert_array_equal(ant[:, ::-1], post)
+    s2 = manifest[~manifest.index.isin(s1.index)]
+    # "WB ANT/POST" names both views, so it cannot label either frame
+    assert sorted(s2["view"]) == ["unknown", "unknown"]
+    assert sorted(s2["image_id"].str.rsplit("_", n=1).str[1]) == ["frame0", "frame1"]
+    assert sorted(s2["frame"]) == [0, 1]
+
+
+def test_view_from_labels_single_frame(nm1, tmp_path):
+    ds = copy.deepcopy(nm1)
+    ds.SeriesDescription = "WB_POST"
+    ds.save_as(tmp_path / "post.dcm", enforce_file_format=True)
+    assert read_nm_images(tmp_path / "post.dcm")[0].view == "POST"
+    ds.SeriesDescription = "Whole body"
+    ds.ImageComments = "Anterior whole body"
+    ds.save_as(tmp_path / "ant.dcm", enforce_file_format=True)
+    assert read_nm_images(tmp_path / "ant.dcm")[0].view == "ANT"
+
+
+def test_no_phi_in_outputs(nm1, tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    ds = copy.deepcopy(nm1)
+    ds.PatientName = "Zanzibarovic^Quintessa"
+    ds.PatientID = "PHI-ID-918273"
+    ds.PatientBirthDate = "19410203"
+    ds.StudyDate = "20240517"
+    ds.SeriesDate = "20240517"
+    ds.AcquisitionDate = "20240517"
+    ds.StudyInstanceUID = generate_uid()
+    ds.save_as(inp / "scan.dcm", enforce_file_format=True)
+    bad = copy.deepcopy(ds)
+    bad.Rows = 999
+    bad.SOPInstanceUID = generate_uid()
+    bad.save_as(inp / "scan_bad.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    rc, manifest, rejects = _convert(inp, out, "--salt", "s3cret", "--log", str(out / "convert.log"))
+    assert rc == 0 and len(manifest) == 1 and len(rejects) == 1
+    needles = [b"Zanzibarovic", b"Quintessa", b"PHI-ID-918273", b"19410203", b"20240517", b"BERRA",
+               b"8NM1", b"CompressedSamples"]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "convert.log" for p in files)
+    for p in files:
+        content = p.read_bytes()
+        for needle in needles:
+            assert needle not in content, f"{needle!r} leaked into {p.name}"
+    # salted: a different salt gives different ids
+    import hashlib
+
+    assert manifest["patient_id"].iloc[0] == hashlib.sha256(b"s3cretpatient:PHI-ID-918273").hexdigest()[:12]
+    rc, manifest2, _ = _convert(inp, tmp_path / "out2", "--salt", "other")
+    assert manifest2["patient_id"].iloc[0] != manifest["patient_id"].iloc[0]
+
+
+def test_exit_codes_and_empty_outputs(tmp_path):
+    assert main(["convert", str(tmp_path / "missing"), "--out", str(tmp_path / "o1")]) != 0
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.txt").write_text("nothing here")
+    rc, manifest, rejects = _convert(junk, tmp_path / "o2")
+    assert rc != 0
+    assert manifest is not None and manifest.empty and list(manifest.columns) == MANIFEST_COLUMNS
+    assert len(rejects) == 1
+
+
+def test_command_line_entry_point(nm1_path, tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(nm1_path, inp / "x.dcm")
+    proc = subprocess.run([sys.executable, "-m", "spectbone", "convert", str(inp), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "rejects.csv").read_text().strip() == "source,source_sha256,reason"

@@ -1,0 +1,121 @@
+"""Screening rules: on the real NM1 scan (kept, and made bad in known ways) and against the
+phantom cohort's problem labels (precision and recall >= 0.9), through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage as ndi
+
+from spectbone.cli import main
+from spectbone.crop import find_landmarks
+from spectbone.dicom_read import read_nm_images
+from spectbone.screen import EXTRAVASATION, LOW_COUNTS, TRUNCATED, URINE, screen_view
+
+
+@pytest.fixture(scope="module")
+def nm1() -> np.ndarray:
+    import data_store
+
+    path = Path(data_store.__file__).resolve().parent / "data" / "JPEG-LL.dcm"
+    return read_nm_images(path)[0].counts
+
+
+def _with_spot(counts: np.ndarray, row: int, col: int, share: float, sigma: float = 3.0, seed: int = 0):
+    """Add a compact hot source holding `share` of the final counts, Poisson sampled."""
+    spot = np.zeros_like(counts, dtype=np.float64)
+    spot[row, col] = 1.0
+    spot = ndi.gaussian_filter(spot, sigma)
+    total = counts.sum(dtype=np.float64)
+    spot *= share * total / (1 - share) / spot.sum()
+    rng = np.random.default_rng(seed)
+    return (counts + rng.poisson(spot)).astype(np.float32)
+
+
+def test_nm1_is_kept(nm1):
+    verdict = screen_view(nm1)
+    assert verdict.keep and verdict.reason == ""
+
+
+def test_nm1_thinned_has_too_few_counts(nm1):
+    rng = np.random.default_rng(1)
+    thin = rng.binomial(nm1.astype(np.int64), 0.08).astype(np.float32)  # ~290k counts
+    verdict = screen_view(thin)
+    assert not verdict.keep and verdict.problem == LOW_COUNTS and "too few counts" in verdict.reason
+
+
+@pytest.mark.parametrize("rows", [slice(0, 240), slice(420, None)])
+def test_nm1_cut_scan_is_truncated(nm1, rows):
+    cut = nm1.copy()
+    cut[rows] = 0
+    verdict = screen_view(cut)
+    assert not verdict.keep and verdict.problem == TRUNCATED and "truncated" in verdict.reason
+
+
+def test_nm1_injection_site_is_extravasation(nm1):
+    lm = find_landmarks(nm1)
+    # antecubital fossa of the arm lying along the trunk: NM1's left arm at column ~25, row ~380
+    hot = _with_spot(nm1, 380, 25, 0.05)
+    verdict = screen_view(hot)
+    assert not verdict.keep and verdict.problem == EXTRAVASATION, verdict.reason
+    assert lm.shoulder < 380 < lm.pelvis_bottom
+
+
+def test_nm1_urine_on_thigh_and_table(nm1):
+    thigh = _with_spot(nm1, 545, 90, 0.01, sigma=2.0)  # upper thigh, below the crotch
+    verdict = screen_view(thigh)
+    assert not verdict.keep and verdict.problem == URINE, verdict.reason
+    table = _with_spot(nm1, 700, 245, 0.025, sigma=2.0, seed=3)  # spill on the table by the shin
+    verdict = screen_view(table)
+    assert not verdict.keep and verdict.problem == URINE, verdict.reason
+
+
+def test_small_lesion_is_not_contamination(nm1):
+    # a one-sided rib lesion: hot but a small share of the counts
+    lesion = _with_spot(nm1, 300, 90, 0.001, sigma=2.0)
+    assert screen_view(lesion).keep
+
+
+def test_phantom_screening_precision_recall(tmp_path):
+    cohort, truth, conv, pre = (tmp_path / d for d in ("dicom", "truth", "conv", "pre"))
+    assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", "32",
+                 "--seed", "2718", "--problem-fraction", "0.5", "--workers", "2"]) == 0
+    assert main(["convert", str(cohort), "--out", str(conv)]) == 0
+    log = tmp_path / "preprocess.log"
+    assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre),
+                 "--truth", str(truth), "--size", "64", "--log", str(log)]) == 0
+    ev = pd.read_csv(pre / "screening_eval.csv").iloc[0]
+    assert ev["n"] == 64 and ev["tp"] + ev["fn"] == 32
+    assert ev["precision"] >= 0.9 and ev["recall"] >= 0.9, ev.to_dict()
+    table = pd.read_csv(pre / "preprocess.csv", keep_default_na=False)
+    assert list(table.columns) == ["image_id", "patient_id", "study_id", "view", "crop_top", "crop_bottom",
+                                   "crop_left", "crop_right", "counts_per_grey", "keep", "reason"]
+    dropped = table[table["keep"].astype(str) == "False"]
+    assert (dropped["reason"] != "").all()
+    kept = table[table["keep"].astype(str) == "True"]
+    assert (kept["reason"] == "").all()
+    # every problem type shows up in the reasons
+    reasons = " ".join(dropped["reason"])
+    for word in ("too few counts", "truncated", "extravasation", "urine"):
+        assert word in reasons
+    assert "clean views have IoU" in log.read_text()
+
+
+def test_one_broken_view_does_not_stop_the_run(nm1, tmp_path):
+    conv = tmp_path / "conv"
+    (conv / "images").mkdir(parents=True)
+    np.save(conv / "images" / "s1_ANT.npy", nm1)
+    (conv / "images" / "s2_ANT.npy").write_bytes(b"not an array")
+    rows = [dict(image_id=f"s{i}_ANT", patient_id=f"p{i}", study_id=f"s{i}", view="ANT", frame=0, rows=1024,
+                 cols=256, pixel_spacing_mm=2.26, total_counts=0.0, source_sha256=f"{i}" * 64, status="ok",
+                 image_path=f"images/s{i}_ANT.npy") for i in (1, 2)]
+    pd.DataFrame(rows).to_csv(conv / "manifest.csv", index=False)
+    assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(tmp_path / "pre")]) == 0
+    table = pd.read_csv(tmp_path / "pre" / "preprocess.csv", keep_default_na=False).set_index("image_id")
+    assert str(table.loc["s1_ANT", "keep"]) == "True"
+    assert str(table.loc["s2_ANT", "keep"]) == "False"
+    assert table.loc["s2_ANT", "reason"].startswith("preprocessing failed")
+    assert table.loc["s2_ANT", "crop_top"] == ""
