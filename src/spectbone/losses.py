@@ -1,0 +1,115 @@
+"""Losses of the paper (Sec. 1.2.3) and of the WGAN-VGG baseline.
+
+- :func:`mse_loss`: eq. 12.
+- :class:`PerceptualLoss`: eq. 13, MSE between VGG-16 relu1_2 features ("the first two layers") of
+  the denoised and clean images; grey images are replicated to 3 channels and normalised with the
+  ImageNet mean/std; the VGG is frozen.
+- :class:`CompositeLoss`: eq. 14, ``(1 - lam) * MSE + lam * perceptual`` (paper lambda = 0.2).
+- :func:`critic_loss_wgan_gp`, :func:`generator_adversarial_loss`: WGAN with gradient penalty
+  (Gulrajani et al. 2017) as WGAN-VGG uses it.
+
+Every loss object has ``.weights_source``: which VGG weights it uses ("none" when it uses none).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spectbone.models.vgg import IMAGENET_MEAN, IMAGENET_STD, load_vgg16_relu1_2
+
+
+def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over pixels (paper eq. 12)."""
+    return F.mse_loss(output, target)
+
+
+class MSELoss(nn.Module):
+    weights_source = "none"
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return mse_loss(output, target)
+
+
+class PerceptualLoss(nn.Module):
+    """``PerceptualLoss(vgg_weights=None)``: MSE of VGG-16 relu1_2 features (paper eq. 13).
+
+    ``vgg_weights``: a torchvision-format VGG-16 state_dict file; None looks in the torch hub cache
+    and falls back to a fixed random front end (see :mod:`spectbone.models.vgg`).
+    """
+
+    def __init__(self, vgg_weights: str | None = None):
+        super().__init__()
+        self.vgg, self.weights_source = load_vgg16_relu1_2(vgg_weights)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):  # the VGG stays frozen in eval mode
+        super().train(mode)
+        self.vgg.eval()
+        return self
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.vgg((x - self.mean) / self.std)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target_feat = self.features(target)
+        return F.mse_loss(self.features(output), target_feat)
+
+
+class CompositeLoss(nn.Module):
+    """``CompositeLoss(lam=0.2, vgg_weights=None)``: (1 - lam) * MSE + lam * perceptual (paper eq. 14).
+
+    lam = 0 builds no VGG (weights_source "none"); lam = 1 is the pure perceptual loss.
+    """
+
+    def __init__(self, lam: float = 0.2, vgg_weights: str | None = None):
+        super().__init__()
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lambda must lie in [0, 1], got {lam}")
+        self.lam = float(lam)
+        self.perceptual = PerceptualLoss(vgg_weights) if self.lam > 0 else None
+        self.weights_source = self.perceptual.weights_source if self.perceptual is not None else "none"
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.perceptual is None:
+            return mse_loss(output, target)
+        if self.lam == 1.0:
+            return self.perceptual(output, target)
+        return (1 - self.lam) * mse_loss(output, target) + self.lam * self.perceptual(output, target)
+
+
+def build_loss(name: str = "composite", lam: float = 0.2, vgg_weights: str | None = None) -> nn.Module:
+    """'mse' | 'perceptual' | 'composite' (with ``lam``)."""
+    if name == "mse":
+        return MSELoss()
+    if name == "perceptual":
+        return PerceptualLoss(vgg_weights)
+    if name == "composite":
+        return CompositeLoss(lam=lam, vgg_weights=vgg_weights)
+    raise ValueError(f"unknown loss {name!r} (mse, perceptual, composite)")
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """E[(||grad_x critic(x_hat)||_2 - 1)^2] on random interpolates x_hat of real and fake."""
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    score = critic(x_hat)
+    (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def critic_loss_wgan_gp(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                        gp_weight: float = 10.0) -> torch.Tensor:
+    """Critic loss E[D(fake)] - E[D(real)] + gp_weight * gradient penalty (fake is detached)."""
+    fake = fake.detach()
+    return critic(fake).mean() - critic(real).mean() + gp_weight * gradient_penalty(critic, real, fake)
+
+
+def generator_adversarial_loss(critic: nn.Module, fake: torch.Tensor) -> torch.Tensor:
+    """Generator's adversarial term -E[D(G(z))]."""
+    return -critic(fake).mean()

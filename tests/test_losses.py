@@ -1,0 +1,156 @@
+"""Losses: MSE / perceptual / composite, VGG weight sources, WGAN-GP terms, finite gradients."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spectbone import losses
+from spectbone.models.vgg import RANDOM_SOURCE, VGG_KEYS, load_vgg16_relu1_2
+from spectbone.models.wgan_vgg import WGANCritic
+
+
+@pytest.fixture(autouse=True)
+def empty_hub(tmp_path, monkeypatch):
+    """Point the torch hub cache at an empty folder so no test depends on this machine's cache."""
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    return hub
+
+
+def _pair(seed=0, size=32):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.rand(2, 1, size, size, generator=g)
+    out = (clean + 0.1 * torch.randn(2, 1, size, size, generator=g)).requires_grad_(True)
+    return out, clean
+
+
+def _fake_vgg_state(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1,
+        "features.0.bias": torch.randn(64, generator=g) * 0.1,
+        "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05,
+        "features.2.bias": torch.randn(64, generator=g) * 0.1,
+        "features.5.weight": torch.randn(128, 64, 3, 3, generator=g),   # deeper layers are ignored
+        "classifier.0.weight": torch.randn(4, 4, generator=g),
+    }
+
+
+def test_vgg_loads_from_state_dict_file(tmp_path):
+    state = _fake_vgg_state()
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    vgg, source = load_vgg16_relu1_2(str(path))
+    assert str(path) in source
+    for key in VGG_KEYS:
+        assert torch.equal(vgg.state_dict()[key], state[key])
+    assert not any(p.requires_grad for p in vgg.parameters()) and not vgg.training
+
+
+def test_vgg_loads_from_hub_cache(empty_hub):
+    (empty_hub / "checkpoints").mkdir()
+    torch.save(_fake_vgg_state(2), empty_hub / "checkpoints" / "vgg16-397923af.pth")
+    vgg, source = load_vgg16_relu1_2()
+    assert source.startswith("torch hub cache") and "vgg16-397923af.pth" in source
+    assert torch.equal(vgg.state_dict()["features.2.bias"], _fake_vgg_state(2)["features.2.bias"])
+
+
+def test_vgg_random_fallback_is_fixed_and_warns(caplog):
+    with caplog.at_level(logging.WARNING):
+        a, source = load_vgg16_relu1_2()
+    b, _ = load_vgg16_relu1_2()
+    assert source == RANDOM_SOURCE
+    assert any("no ImageNet VGG-16 weights" in r.getMessage() for r in caplog.records)
+    for key in VGG_KEYS:
+        assert torch.equal(a.state_dict()[key], b.state_dict()[key])
+
+
+def test_vgg_rejects_wrong_file(tmp_path):
+    path = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(KeyError):
+        load_vgg16_relu1_2(str(path))
+    with pytest.raises(FileNotFoundError):
+        load_vgg16_relu1_2(str(tmp_path / "missing.pth"))
+
+
+def test_composite_lambda_edges(tmp_path):
+    path = tmp_path / "vgg.pth"
+    torch.save(_fake_vgg_state(), path)
+    out, clean = _pair()
+    mse = losses.CompositeLoss(lam=0.0, vgg_weights=str(path))
+    assert mse.perceptual is None and mse.weights_source == "none"
+    assert torch.allclose(mse(out, clean), F.mse_loss(out, clean))
+    perc = losses.PerceptualLoss(str(path))
+    pure = losses.CompositeLoss(lam=1.0, vgg_weights=str(path))
+    assert torch.allclose(pure(out, clean), perc(out, clean))
+    mix = losses.CompositeLoss(lam=0.2, vgg_weights=str(path))
+    assert mix.weights_source == perc.weights_source == f"file: {path}"
+    expected = 0.8 * F.mse_loss(out, clean) + 0.2 * perc(out, clean)
+    assert torch.allclose(mix(out, clean), expected)
+    with pytest.raises(ValueError):
+        losses.CompositeLoss(lam=1.5)
+
+
+def test_perceptual_zero_on_identical_and_grey_replication():
+    perc = losses.PerceptualLoss()
+    _, clean = _pair()
+    assert float(perc(clean, clean)) == 0.0
+    feats = perc.features(clean)
+    assert feats.shape == (2, 64, 32, 32)
+    assert torch.allclose(feats, perc.features(clean.expand(-1, 3, -1, -1)))
+
+
+def test_build_loss():
+    assert losses.build_loss("mse").weights_source == "none"
+    assert isinstance(losses.build_loss("perceptual"), losses.PerceptualLoss)
+    assert losses.build_loss("composite", lam=0.3).lam == 0.3
+    with pytest.raises(ValueError):
+        losses.build_loss("l1")
+
+
+@pytest.mark.parametrize("name,lam", [("mse", 0.0), ("perceptual", 1.0), ("composite", 0.2), ("composite", 0.0)])
+def test_one_step_has_finite_gradients(name, lam):
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    loss_fn = losses.build_loss(name, lam=lam)
+    out, clean = _pair()
+    loss = loss_fn(net(out.detach()), clean)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    vgg = getattr(loss_fn, "vgg", None) or getattr(getattr(loss_fn, "perceptual", None), "vgg", None)
+    if vgg is not None:
+        assert all(p.grad is None for p in vgg.parameters())        # frozen
+
+
+def test_wgan_gp_losses_have_finite_gradients():
+    torch.manual_seed(0)
+    critic = WGANCritic(channels=8)
+    gen = torch.nn.Conv2d(1, 1, 3, padding=1)
+    fake_in, real = _pair()
+    d_loss = losses.critic_loss_wgan_gp(critic, real, gen(fake_in.detach()), gp_weight=10.0)
+    d_loss.backward()
+    assert torch.isfinite(d_loss)
+    assert all(torch.isfinite(p.grad).all() for p in critic.parameters())
+    assert all(p.grad is None for p in gen.parameters())           # fake is detached for the critic
+    critic.zero_grad()
+    g_loss = losses.generator_adversarial_loss(critic, gen(fake_in.detach()))
+    g_loss.backward()
+    assert torch.isfinite(g_loss) and all(torch.isfinite(p.grad).all() for p in gen.parameters())
+
+
+def test_gradient_penalty_of_a_1_lipschitz_linear_critic_is_zero():
+    class Linear(torch.nn.Module):
+        def forward(self, x):
+            w = torch.zeros_like(x[0])
+            w.view(-1)[0] = 1.0                                      # gradient norm exactly 1
+            return (x * w).flatten(1).sum(1)
+
+    real, fake = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8)
+    assert float(losses.gradient_penalty(Linear(), real, fake)) == pytest.approx(0.0, abs=1e-6)
