@@ -127,3 +127,29 @@ def test_report_builds(dag_run, tmp_path):
 def test_lint_is_clean():
     proc = snakemake("--lint")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_same_seed_gives_identical_tables(dag_run):
+    """Retrain the estimator from scratch and recompute Table 6: the same config and seed give the same bytes."""
+    table = OUT / "tables" / "table6.csv"
+    before = table.read_bytes()
+    proc = snakemake("--cores", "2", "--resources", "gpu=1", "--forcerun", "train_estimator", str(table.relative_to(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train_estimator" in proc.stdout + proc.stderr
+    assert table.read_bytes() == before
+
+
+@pytest.mark.parametrize("bad,named", [
+    ("data:\n  imagesize: 64\n", "imagesize"),
+    ("data:\n  image_size: 100\n", "image_size"),
+    ("training:\n  lam: 1.5\n", "lam"),
+])
+def test_bad_config_fails_at_start_naming_the_key(tmp_path, bad, named):
+    config = tmp_path / "bad.yaml"
+    config.write_text("name: bad\n" + bad)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([str(BIN / "snakemake"), "-n", "--configfile", str(config)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert named in proc.stdout + proc.stderr
+    assert "validating config" in (proc.stdout + proc.stderr).lower()
