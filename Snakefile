@@ -25,6 +25,28 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
+wildcard_constraints:
+    method=r"[A-Za-z0-9_.]+",
+    pretrain=r"none|ct|natural",
+    arch="|".join(ARCHS),
+    lam=r"[0-9.]+",
+    chunk=r"[0-9]+|blind",
+    source=r"ct|natural",
+    baseline="|".join(LEARNED_BASELINES),
+
+
+# Light bookkeeping runs on the submitting machine; on a cluster it would wait longer in the queue
+# than it takes to run.
+localrules:
+    split,
+    train_manifest,
+    params_table,
+    training_summary,
+    preprocessing_table,
+    claims,
+    all,
+
+
 rule all:
     default_target: True
     input:

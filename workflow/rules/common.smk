@@ -1,5 +1,6 @@
-# Helpers shared by every rule file: paths, wildcard constraints, input functions, final targets.
+# Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
 import json
+import os
 
 NAME = config["name"]
 RES = f"resources/{NAME}"
@@ -9,6 +10,7 @@ COHORT = f"{RES}/cohort" if SYNTHETIC else config["data"]["dicom_dir"]
 TRUTH = f"{RES}/truth" if SYNTHETIC else None
 TR = config["training"]
 EV = config["evaluation"]
+CONDA_ENV = "../../envs/spectbone.yaml"  # used with --sdm conda; mirrors pyproject's pins
 
 PRETRAIN_SOURCES = ["ct", "natural"]
 ARCHS = ["plain", "rdc", "rdc_md", "rdc_md_rcag", "full"]
@@ -113,16 +115,6 @@ def get_final_outputs():
     return outputs
 
 
-wildcard_constraints:
-    method=r"[A-Za-z0-9_.]+",
-    pretrain=r"none|ct|natural",
-    arch="|".join(ARCHS),
-    lam=r"[0-9.]+",
-    chunk=r"[0-9]+|blind",
-    source=r"ct|natural",
-    baseline="|".join(LEARNED_BASELINES),
-
-
 def train_args():
     """Arguments every training job shares (optimiser, batch, seed, VGG weights, data label)."""
     label = "synthetic phantom cohort" if SYNTHETIC else "user DICOM studies"
@@ -172,7 +164,7 @@ def table_settings():
         "synthetic": SYNTHETIC,
         "seed": config["seed"],
     }
-    return "'" + json.dumps(settings, separators=(",", ":")) + "'"
+    return f"'{json.dumps(settings, separators=(',', ':'))}'"
 
 
 def evals(methods):
@@ -204,13 +196,20 @@ FIGURE_INPUTS = {
 }
 
 
-# Light bookkeeping runs on the submitting machine; on a cluster it would wait longer in the queue
-# than it takes to run.
-localrules:
-    split,
-    train_manifest,
-    params_table,
-    training_summary,
-    preprocessing_table,
-    claims,
-    all,
+def output_dir(wildcards, output):
+    """The folder of a rule's first output (verbs that write several files into one folder)."""
+    return os.path.dirname(output[0])
+
+
+def preprocess_dir(wildcards, input):
+    return os.path.dirname(input.preprocess)
+
+
+def history_stem(wildcards, output):
+    """Where the loss-curve figure goes: beside the history CSV, same name, .png and .pdf."""
+    return os.path.splitext(output.history)[0]
+
+
+def results_dir(wildcards):
+    """This run's results folder (table, figure and claims verbs read the DAG's outputs from it)."""
+    return OUT

@@ -11,6 +11,8 @@ rule synthesize:
         cmin=config["data"]["counts_min"],
         cmax=config["data"]["counts_max"],
         seed=config["seed"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/synthesize/synthesize.log",
     benchmark:
@@ -28,6 +30,8 @@ rule realism:
     output:
         table=report(f"{OUT}/tables/phantom_vs_nm1.csv", caption="../report/phantom_vs_nm1.rst", category="Data"),
         figure=report(f"{OUT}/figures/phantom_vs_nm1.png", caption="../report/phantom_vs_nm1.rst", category="Data"),
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/realism/realism.log",
     shell:
@@ -42,8 +46,10 @@ rule convert:
         manifest=f"{OUT}/convert/manifest.csv",
         rejects=f"{OUT}/convert/rejects.csv",
     params:
-        out=f"{OUT}/convert",
+        out=output_dir,
         salt=config["data"]["salt"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/convert/convert.log",
     benchmark:
@@ -59,9 +65,11 @@ rule preprocess:
     output:
         table=f"{OUT}/preprocess/preprocess.csv",
     params:
-        out=f"{OUT}/preprocess",
+        out=output_dir,
         size=config["data"]["image_size"],
         truth=truth_arg(),
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/preprocess/preprocess.log",
     benchmark:
@@ -81,6 +89,8 @@ rule split:
         test_fraction=config["data"]["test_fraction"],
         val_fraction=config["data"]["val_fraction"],
         seed=config["seed"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/split/split.log",
     shell:

@@ -8,6 +8,8 @@ rule evaluate:
         parts=infer_parts,
     output:
         f"{OUT}/eval/{{method}}.csv",
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/evaluate/{{method}}.log",
     benchmark:
@@ -28,6 +30,8 @@ rule evaluate_segmentation:
     params:
         names=BLIND_METHOD_NAMES,
     threads: TR["threads"]
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/evaluate_segmentation/segmentation.log",
     benchmark:

@@ -13,6 +13,8 @@ rule blind_nm1:
     params:
         size=config["data"]["image_size"],
     threads: TR["threads"]
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/blind_nm1/nm1.log",
     shell:
@@ -33,7 +35,10 @@ for _f, _category in FIGURE_CATEGORY.items():
         params:
             f=_f,
             settings=table_settings(),
+            results=results_dir,
+        conda:
+            CONDA_ENV
         log:
             f"{OUT}/logs/figure/fig{_f}.log",
         shell:
-            "spectbone figure {params.f} --results-dir {OUT} --settings {params.settings} --out {output.png} --log {log}"
+            "spectbone figure {params.f} --results-dir {params.results} --settings {params.settings} --out {output.png} --log {log}"

@@ -11,6 +11,8 @@ rule infer_learned:
     resources:
         gpu=1,
         mem_mb=TR["mem_mb"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/infer_learned/{{method}}.log",
     benchmark:
@@ -27,6 +29,8 @@ rule infer_bm3d:
         f"{OUT}/infer/{{bm3d}}/{{chunk}}.npz",
     wildcard_constraints:
         bm3d="|".join(BM3D_METHODS),
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/infer_bm3d/{{bm3d}}_{{chunk}}.log",
     benchmark:
@@ -43,6 +47,8 @@ rule noise_estimates:
     output:
         f"{OUT}/eval/noise_estimates.csv",
     threads: TR["threads"]
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/noise_estimates/noise_estimates.log",
     benchmark:

@@ -8,9 +8,11 @@ rule train_manifest:
     output:
         f"{OUT}/noise/train_manifest.csv",
     params:
-        pre=f"{OUT}/preprocess",
+        pre=preprocess_dir,
         levels=config["noise"]["train_levels"],
         seed=config["seed"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/train_manifest/train_manifest.log",
     shell:
@@ -25,9 +27,11 @@ rule testset:
     output:
         f"{OUT}/noise/testset.npz",
     params:
-        pre=f"{OUT}/preprocess",
+        pre=preprocess_dir,
         levels=config["noise"]["test_levels"],
         seed=config["seed"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/testset/testset.log",
     shell:

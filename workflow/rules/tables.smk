@@ -18,10 +18,13 @@ for _n, _category in TABLE_CATEGORY.items():
         params:
             n=_n,
             settings=table_settings(),
+            results=results_dir,
+        conda:
+            CONDA_ENV
         log:
             f"{OUT}/logs/table/table{_n}.log",
         shell:
-            "spectbone table {params.n} --results-dir {OUT} --settings {params.settings} --out {output.csv} --log {log}"
+            "spectbone table {params.n} --results-dir {params.results} --settings {params.settings} --out {output.csv} --log {log}"
 
 
 rule preprocessing_table:
@@ -31,10 +34,13 @@ rule preprocessing_table:
         report(f"{OUT}/tables/preprocessing.csv", caption="../report/preprocessing.rst", category="Data"),
     params:
         settings=table_settings(),
+        results=results_dir,
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/preprocessing_table/preprocessing.log",
     shell:
-        "spectbone table preprocessing --results-dir {OUT} --settings {params.settings} --out {output} --log {log}"
+        "spectbone table preprocessing --results-dir {params.results} --settings {params.settings} --out {output} --log {log}"
 
 
 rule claims:
@@ -44,7 +50,10 @@ rule claims:
         report(f"{OUT}/claims.md", caption="../report/claims.rst", category="Claims"),
     params:
         settings=table_settings(),
+        results=results_dir,
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/claims/claims.log",
     shell:
-        "spectbone claims --results-dir {OUT} --settings {params.settings} --out {output} --log {log}"
+        "spectbone claims --results-dir {params.results} --settings {params.settings} --out {output} --log {log}"

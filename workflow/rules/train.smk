@@ -11,6 +11,8 @@ rule pretrain_data:
         size=config["data"]["image_size"],
         seed=config["seed"],
         real=pretrain_real_arg,
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/pretrain_data/{{source}}.log",
     benchmark:
@@ -29,7 +31,7 @@ rule train_estimator:
         history=f"{OUT}/training/estimator.csv",
     params:
         ckpt=f"{OUT}/checkpoints/estimator",
-        curve=f"{OUT}/training/estimator",
+        curve=history_stem,
         epochs=TR["epochs"]["estimator"],
         width=TR["widths"]["estimator"],
         common=train_args(),
@@ -39,6 +41,8 @@ rule train_estimator:
         gpu=1,
         mem_mb=TR["mem_mb"],
         runtime=TR["runtime"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/train_estimator/estimator.log",
     benchmark:
@@ -57,7 +61,7 @@ rule train_pretrain:
         history=f"{OUT}/training/pretrain_{{source}}_{{arch}}.csv",
     params:
         ckpt=f"{OUT}/checkpoints/pretrain_{{source}}_{{arch}}",
-        curve=f"{OUT}/training/pretrain_{{source}}_{{arch}}",
+        curve=history_stem,
         epochs=TR["epochs"]["pretrain"],
         width=TR["widths"]["emanet"],
         common=train_args(),
@@ -66,6 +70,8 @@ rule train_pretrain:
         gpu=1,
         mem_mb=TR["mem_mb"],
         runtime=TR["runtime"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/train_pretrain/{{source}}_{{arch}}.log",
     benchmark:
@@ -87,7 +93,7 @@ rule train_emanet:
         history=f"{OUT}/training/emanet_{{pretrain}}_{{arch}}_lam{{lam}}.csv",
     params:
         ckpt=f"{OUT}/checkpoints/emanet_{{pretrain}}_{{arch}}_lam{{lam}}",
-        curve=f"{OUT}/training/emanet_{{pretrain}}_{{arch}}_lam{{lam}}",
+        curve=history_stem,
         init=init_arg,
         epochs=TR["epochs"]["denoiser"],
         width=TR["widths"]["emanet"],
@@ -99,6 +105,8 @@ rule train_emanet:
         gpu=1,
         mem_mb=TR["mem_mb"],
         runtime=TR["runtime"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/train_emanet/{{pretrain}}_{{arch}}_lam{{lam}}.log",
     benchmark:
@@ -119,7 +127,7 @@ rule train_baseline:
         history=f"{OUT}/training/{{baseline}}.csv",
     params:
         ckpt=f"{OUT}/checkpoints/{{baseline}}",
-        curve=f"{OUT}/training/{{baseline}}",
+        curve=history_stem,
         epochs=TR["epochs"]["baseline"],
         model=baseline_model_args,
         common=train_args(),
@@ -129,6 +137,8 @@ rule train_baseline:
         gpu=1,
         mem_mb=TR["mem_mb"],
         runtime=TR["runtime"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/train_baseline/{{baseline}}.log",
     benchmark:
@@ -148,7 +158,7 @@ rule train_segmenter:
         history=f"{OUT}/training/segmenter.csv",
     params:
         ckpt=f"{OUT}/checkpoints/segmenter",
-        curve=f"{OUT}/training/segmenter",
+        curve=history_stem,
         epochs=TR["epochs"]["segmenter"],
         width=TR["widths"]["segmenter"],
         common=train_args(),
@@ -158,6 +168,8 @@ rule train_segmenter:
         gpu=1,
         mem_mb=TR["mem_mb"],
         runtime=TR["runtime"],
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/train_segmenter/segmenter.log",
     benchmark:
@@ -173,15 +185,21 @@ rule training_summary:
         histories=expand(f"{OUT}/training/{{name}}.csv", name=trained_models()),
     output:
         report(f"{OUT}/tables/training.csv", caption="../report/training.rst", category="Training"),
+    params:
+        results=results_dir,
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/training_summary/training_summary.log",
     shell:
-        "spectbone table training --results-dir {OUT} --out {output} --log {log}"
+        "spectbone table training --results-dir {params.results} --out {output} --log {log}"
 
 
 rule params_table:
     output:
         report(f"{OUT}/tables/params.csv", caption="../report/params.rst", category="Training"),
+    conda:
+        CONDA_ENV
     log:
         f"{OUT}/logs/params_table/params.log",
     shell:
