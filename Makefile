@@ -20,7 +20,7 @@ test: $(STAMP)  ## unit tests, stage tests, the end-to-end DAG on config/test.ya
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)  ## benchmarks (results/<name>/bench/)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/spectbone bench all --config config/test.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/spectbone bench all --config config/test.yaml --out-dir results/bench/bench
 
 report: $(STAMP)  ## HTML report of the last run of $(CONFIG)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^name:' $(CONFIG) | awk '{print $$2}')/report.html

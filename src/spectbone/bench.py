@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 from spectbone.runtime import add_common_arguments, pick_device, set_threads, setup_logging
@@ -189,9 +190,31 @@ def run_train(args) -> int:
     return 0
 
 
+def add_all_arguments(p) -> None:
+    p.add_argument("--config", default="config/test.yaml", help="config whose whole DAG is timed")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--out-dir", default="results/test/bench", help="CSV + Markdown of every figure")
+    p.add_argument("--loader-size", type=int, default=256, help="image size of the loader benchmark (paper 256)")
+    p.add_argument("--bm3d-size", type=int, default=256)
+    p.add_argument("--skip-dag", action="store_true", help="leave out the whole-DAG run")
+
+
+def run_all(args) -> int:
+    from types import SimpleNamespace
+
+    from spectbone.bench_pipeline import run_all as run_pipeline
+
+    train = SimpleNamespace(sizes=[128, 256], steps=3, warmup=1, batch=8, models=["emanet", "dncnn"], emanet_base=32,
+                            dncnn_channels=64, dncnn_depth=17, peak_n=None, device="cpu",
+                            out=str(Path(args.out_dir) / "train.csv"))
+    run_train(train)
+    return run_pipeline(args)
+
+
 #: name -> (add its arguments, run it, one-line help). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable, Callable, str]] = {
     "train": (add_train_arguments, run_train, "training-step speed of EMANet and DnCNN vs the matmul peak"),
+    "all": (add_all_arguments, run_all, "every benchmark of `make bench`: DAG, cores, training, loader, BM3D, RSS"),
 }
 
 
