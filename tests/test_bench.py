@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
+import torch
 
 from spectbone import bench
 from spectbone.cli import main
 from spectbone.models import build_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: tiny networks run several times faster, and immune to busy shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_matmul_peak_positive():

@@ -100,6 +100,8 @@ class EMANet(nn.Module):
         """The predicted noise map [B,1,H,W] (the network's own output, paper Fig. 2b)."""
         if noisy.shape[-1] % 2 ** self.n_down or noisy.shape[-2] % 2 ** self.n_down:
             raise ValueError(f"EMANet needs H and W divisible by {2 ** self.n_down}, got {tuple(noisy.shape)}")
+        if level_map is None:
+            raise ValueError("EMANet needs the noise-level map (sigma/255), e.g. from the NoiseEstimator")
         x = torch.cat([noisy, as_level_plane(level_map, noisy)], dim=1)
         skips = []
         for i, enc in enumerate(self.encoders):
