@@ -39,7 +39,7 @@ wildcard_constraints:
 # than it takes to run.
 localrules:
     split,
-    train_manifest,
+    noise_manifest,
     params_table,
     training_summary,
     preprocessing_table,

@@ -1,7 +1,7 @@
 # Noise augmentation: the training manifest (noise drawn on the fly) and the materialised test set.
 
 
-rule train_manifest:
+rule noise_manifest:
     input:
         split=f"{OUT}/split.csv",
         preprocess=f"{OUT}/preprocess/preprocess.csv",
@@ -14,7 +14,7 @@ rule train_manifest:
     conda:
         CONDA_ENV
     log:
-        f"{OUT}/logs/train_manifest/train_manifest.log",
+        f"{OUT}/logs/noise_manifest/noise_manifest.log",
     shell:
         "spectbone train-manifest --preprocess-dir {params.pre} --split {input.split} --levels {params.levels}"
         " --out {output} --seed {params.seed} --log {log}"
