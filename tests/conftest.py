@@ -23,6 +23,17 @@ def run_cli(*args, check=True, **kwargs):
     return proc
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: tiny networks run several times faster, and immune to busy shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_bone_data(tmp_path_factory):
     """12 small grey images with lesion masks, laid out like `spectbone preprocess` output, plus a split."""

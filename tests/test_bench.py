@@ -11,13 +11,7 @@ from spectbone.cli import main
 from spectbone.models import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny networks run several times faster, and immune to busy shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_matmul_peak_positive():

@@ -13,13 +13,7 @@ from spectbone.models.vgg import RANDOM_SOURCE, VGG_KEYS, load_vgg16_relu1_2
 from spectbone.models.wgan_vgg import WGANCritic
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny networks run several times faster, and immune to busy shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

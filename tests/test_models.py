@@ -12,13 +12,7 @@ from spectbone.models.blocks import RCAG, CFBlock, CoordinateAttention, MDBlock,
 from spectbone.models.emanet import EMANet
 from spectbone.models.noise_estimator import NoiseEstimator
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny networks run several times faster, and immune to busy shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = {

@@ -73,6 +73,14 @@ class Task:
     def step(self, batch) -> dict:
         raise NotImplementedError
 
+    def optimise(self, loss, name: str = "model") -> dict:
+        """One optimiser step of `name` on `loss`; returns the loss for the epoch log."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss)}
+
     @torch.no_grad()
     def validate(self) -> float:
         raise NotImplementedError
@@ -86,14 +94,9 @@ class DenoiserTask(Task):
         self.loss_fn, self.val, self.device, self.batch_size = loss_fn, val, device, batch_size
 
     def step(self, batch):
-        model, opt = self.models["model"], self.optimizers["model"]
         noisy, clean = batch["noisy"].to(self.device), batch["clean"].to(self.device)
-        out = model(noisy, level_plane(batch["map_level"], noisy))
-        loss = self.loss_fn(out, clean)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss)}
+        out = self.models["model"](noisy, level_plane(batch["map_level"], noisy))
+        return self.optimise(self.loss_fn(out, clean))
 
     @torch.no_grad()
     def validate(self):
@@ -117,13 +120,8 @@ class EstimatorTask(Task):
         self.val, self.device, self.batch_size = val, device, batch_size
 
     def step(self, batch):
-        model, opt = self.models["model"], self.optimizers["model"]
-        logits = model(batch["noisy"].to(self.device))
-        loss = F.cross_entropy(logits, (batch["level"] - 1).to(self.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss)}
+        logits = self.models["model"](batch["noisy"].to(self.device))
+        return self.optimise(F.cross_entropy(logits, (batch["level"] - 1).to(self.device)))
 
     @torch.no_grad()
     def validate(self):
@@ -183,12 +181,8 @@ class SegmenterTask(Task):
         return F.binary_cross_entropy_with_logits(logits, mask) + dice
 
     def step(self, batch):
-        model, opt = self.models["model"], self.optimizers["model"]
-        loss = self.loss(model(batch["image"].to(self.device)), batch["mask"].to(self.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss)}
+        logits = self.models["model"](batch["image"].to(self.device))
+        return self.optimise(self.loss(logits, batch["mask"].to(self.device)))
 
     @torch.no_grad()
     def validate(self):
