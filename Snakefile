@@ -16,6 +16,8 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/phantom.smk"
+include: "workflow/rules/prep.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/noise.smk"
 include: "workflow/rules/train.smk"

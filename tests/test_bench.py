@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from spectbone import bench
+from spectbone.bench import training as bench
 from spectbone.cli import main
 from spectbone.models import build_model
 

@@ -1,6 +1,6 @@
 """Pipeline benchmarks run on small sizes and report what `make bench` prints."""
 
-from spectbone.bench_pipeline import bm3d_benchmark, loader_benchmark
+from spectbone.bench.pipeline import bm3d_benchmark, loader_benchmark
 
 
 def test_loader_benchmark_streams_and_compares_with_training():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectbone.classical import (anscombe, anscombe_bm3d, bm3d_denoise, gain_from_noisy,
+from spectbone.evaluate.classical import (anscombe, anscombe_bm3d, bm3d_denoise, gain_from_noisy,
                                  inverse_anscombe_unbiased)
-from spectbone.metrics import psnr
-from spectbone.noise import add_poisson_level_noise
+from spectbone.evaluate.metrics import psnr
+from spectbone.noise.poisson import add_poisson_level_noise
 
 
 def _smooth_image(size=96):

@@ -26,8 +26,8 @@ from pydicom.uid import (
 )
 
 from spectbone.cli import main
-from spectbone.convert import MANIFEST_COLUMNS, REJECT_COLUMNS
-from spectbone.dicom_read import read_nm_images
+from spectbone.prep.convert import MANIFEST_COLUMNS, REJECT_COLUMNS
+from spectbone.dicom.read import read_nm_images
 
 NM1_TOTAL = 3_596_452
 

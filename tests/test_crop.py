@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from spectbone.cli import main
-from spectbone.crop import (
+from spectbone.prep.crop import (
     CropBox,
     CropError,
     counts_per_grey,
@@ -19,7 +19,7 @@ from spectbone.crop import (
     preprocess_view,
     to_grey,
 )
-from spectbone.dicom_read import read_nm_images
+from spectbone.dicom.read import read_nm_images
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from spectbone.ct_phantom import LowDoseCT, phantom_slice, simulate_pairs, window
+from spectbone.data.ct_phantom import LowDoseCT, phantom_slice, simulate_pairs, window
 
 
 def test_phantom_hu_ranges_plausible():

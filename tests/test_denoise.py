@@ -5,7 +5,7 @@ import pydicom
 import pytest
 
 from conftest import run_cli
-from spectbone.nm1 import nm1_path
+from spectbone.dicom.nm1 import nm1_path
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spectbone import losses
+from spectbone.train import losses
 from spectbone.models.vgg import RANDOM_SOURCE, VGG_KEYS, load_vgg16_relu1_2
 from spectbone.models.wgan_vgg import WGANCritic
 

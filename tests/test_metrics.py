@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectbone.metrics import bootstrap_ci, noise_region_ssim, psnr, rmse, ssim
+from spectbone.evaluate.metrics import bootstrap_ci, noise_region_ssim, psnr, rmse, ssim
 
 
 def test_psnr_rmse_of_known_mse():

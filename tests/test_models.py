@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spectbone.losses import critic_loss_wgan_gp
+from spectbone.train.losses import critic_loss_wgan_gp
 from spectbone.models import MODEL_CLASSES, EMANET_ABLATIONS, build_model, count_parameters, load_model, save_model
 from spectbone.models.blocks import RCAG, CFBlock, CoordinateAttention, MDBlock, RDCBlock
 from spectbone.models.emanet import EMANet

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from spectbone.metrics import psnr
-from spectbone.noise import PoissonLevelNoise, add_poisson_level_noise, expected_noisy_psnr, level_map, noise_seed
+from spectbone.evaluate.metrics import psnr
+from spectbone.noise.poisson import PoissonLevelNoise, add_poisson_level_noise, expected_noisy_psnr, level_map, noise_seed
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectbone.noise import add_poisson_level_noise
-from spectbone.noise_estimators import dwtne, hbne, local_std
+from spectbone.noise.poisson import add_poisson_level_noise
+from spectbone.noise.estimators import dwtne, hbne, local_std
 
 
 def _flatish(size=128):

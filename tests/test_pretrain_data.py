@@ -12,8 +12,8 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from spectbone.cli import main
-from spectbone.mayo import classify_dose, find_mayo_pairs, iter_mayo_pairs, read_hu
-from spectbone.natural_images import bundled_images, load_folder, random_crops
+from spectbone.data.mayo import classify_dose, find_mayo_pairs, iter_mayo_pairs, read_hu
+from spectbone.data.natural_images import bundled_images, load_folder, random_crops
 
 SIZE = 48
 

@@ -6,13 +6,14 @@ import pandas as pd
 import pydicom
 
 from spectbone.cli import main
-from spectbone.realism import find_nm1, view_stats
+from spectbone.dicom.nm1 import nm1_path
+from spectbone.phantom.realism import view_stats
 
 NM1_TOTAL = 3_596_452
 
 
 def test_nm1_statistics():
-    ds = pydicom.dcmread(find_nm1("auto"))
+    ds = pydicom.dcmread(nm1_path("auto"))
     stats = view_stats(ds.pixel_array)
     assert stats["total_counts"] == NM1_TOTAL
     assert 0.38 < stats["body_fraction"] < 0.5

@@ -11,9 +11,9 @@ import pytest
 from scipy import ndimage as ndi
 
 from spectbone.cli import main
-from spectbone.crop import find_landmarks
-from spectbone.dicom_read import read_nm_images
-from spectbone.screen import EXTRAVASATION, LOW_COUNTS, TRUNCATED, URINE, screen_view
+from spectbone.prep.crop import find_landmarks
+from spectbone.dicom.read import read_nm_images
+from spectbone.prep.screen import EXTRAVASATION, LOW_COUNTS, TRUNCATED, URINE, screen_view
 
 
 @pytest.fixture(scope="module")

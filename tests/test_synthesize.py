@@ -12,7 +12,7 @@ import pytest
 
 from spectbone import phantom
 from spectbone.cli import main
-from spectbone.synthesize import LABEL_COLUMNS, assign_problems, synthesize
+from spectbone.phantom.synthesize import LABEL_COLUMNS, assign_problems, synthesize
 
 N = 6
 

@@ -1,4 +1,4 @@
-# Scores: PSNR / SSIM / RMSE against the original (paper protocol) and the phantom's truth,
+# Scores (package spectbone.evaluate): PSNR / SSIM / RMSE against the original (paper protocol) and the phantom's truth,
 # and lesion segmentation on the originals and on each method's blind-denoised originals.
 
 

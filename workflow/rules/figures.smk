@@ -1,25 +1,7 @@
-# The paper's data figures 7-15 (PNG + PDF).
+# The paper's data figures 7-15 (package spectbone.paper; PNG + PDF).
 
 FIGURE_CATEGORY = {"07": "Data", "08": "Training", "09": "Training", "10": "Training", "11": "Denoising",
                    "12": "Denoising", "13": "Denoising", "14": "Denoising", "15": "Segmentation"}
-
-
-rule blind_nm1:
-    input:
-        models=expand(f"{OUT}/models/{{m}}.pt", m=LEARNED_BASELINES + [MAIN_EMANET]),
-        estimator=f"{OUT}/models/estimator.pt",
-    output:
-        f"{OUT}/infer/nm1.npz",
-    params:
-        size=config["data"]["image_size"],
-    threads: TR["threads"]
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/blind_nm1/nm1.log",
-    shell:
-        "spectbone infer nm1 --models {input.models} --estimator {input.estimator} --size {params.size}"
-        " --out {output} --threads {threads} --log {log}"
 
 
 for _f, _category in FIGURE_CATEGORY.items():

@@ -1,4 +1,5 @@
-# Inference over the fixed noisy test set (levels 5..40) and blind denoising of the originals.
+# Inference (package spectbone.infer) over the fixed noisy test set (levels 5..40), blind denoising of
+# the originals, and blind denoising of the real NEMA NM1 scan.
 
 
 rule infer_learned:
@@ -56,3 +57,21 @@ rule noise_estimates:
     shell:
         "spectbone infer estimates --testset {input.testset} --estimator {input.estimator} --out {output}"
         " --threads {threads} --log {log}"
+
+
+rule blind_nm1:
+    input:
+        models=expand(f"{OUT}/models/{{m}}.pt", m=LEARNED_BASELINES + [MAIN_EMANET]),
+        estimator=f"{OUT}/models/estimator.pt",
+    output:
+        f"{OUT}/infer/nm1.npz",
+    params:
+        size=config["data"]["image_size"],
+    threads: TR["threads"]
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/blind_nm1/nm1.log",
+    shell:
+        "spectbone infer nm1 --models {input.models} --estimator {input.estimator} --size {params.size}"
+        " --out {output} --threads {threads} --log {log}"

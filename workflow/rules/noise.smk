@@ -1,4 +1,4 @@
-# Noise augmentation: the training manifest (noise drawn on the fly) and the materialised test set.
+# Noise augmentation (package spectbone.noise): the training manifest (noise drawn on the fly) and the materialised test set.
 
 
 rule noise_manifest:

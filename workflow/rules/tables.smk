@@ -1,5 +1,5 @@
-# The paper's Tables 1-8 (CSV + Markdown, the paper's values beside ours), the preprocessing
-# quality table, and the claims check.
+# The paper's Tables 1-8 (package spectbone.paper; CSV + Markdown, the paper's values beside ours),
+# the preprocessing, training and parameter tables, and the claims check.
 
 TABLE_CATEGORY = {1: "Data", 2: "Data", 3: "Training", 4: "Training", 5: "Training",
                   6: "Noise estimation", 7: "Denoising", 8: "Segmentation"}
@@ -57,3 +57,29 @@ rule claims:
         f"{OUT}/logs/claims/claims.log",
     shell:
         "spectbone claims --results-dir {params.results} --settings {params.settings} --out {output} --log {log}"
+
+
+rule training_summary:
+    input:
+        histories=expand(f"{OUT}/training/{{name}}.csv", name=trained_models()),
+    output:
+        report(f"{OUT}/tables/training.csv", caption="../report/training.rst", category="Training"),
+    params:
+        results=results_dir,
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/training_summary/training_summary.log",
+    shell:
+        "spectbone table training --results-dir {params.results} --out {output} --log {log}"
+
+
+rule params_table:
+    output:
+        report(f"{OUT}/tables/params.csv", caption="../report/params.rst", category="Training"),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/params_table/params.log",
+    shell:
+        "spectbone params --out {output} --log {log}"

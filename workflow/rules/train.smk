@@ -1,25 +1,6 @@
-# Training: noise estimator, CT / natural-image pretraining, EMANet fine-tunes, learned baselines,
+# Training (package spectbone.train): noise estimator, CT / natural-image pretraining, EMANet fine-tunes, learned baselines,
 # segmentation net. Each is one `spectbone train` job asking for one GPU; checkpoints for resuming
 # live in params folders (Snakemake deletes declared outputs before a rerun), final weights are outputs.
-
-
-rule pretrain_data:
-    output:
-        f"{RES}/pretrain/{{source}}.npz",
-    params:
-        n=config["pretrain"]["n_pairs"],
-        size=config["data"]["image_size"],
-        seed=config["seed"],
-        real=pretrain_real_arg,
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/pretrain_data/{{source}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/pretrain_data/{{source}}.tsv"
-    shell:
-        "spectbone pretrain-data --source {wildcards.source} {params.real} --n-pairs {params.n} --size {params.size}"
-        " --seed {params.seed} --out {output} --log {log}"
 
 
 rule train_estimator:
@@ -178,29 +159,3 @@ rule train_segmenter:
         "spectbone train segmenter {params.bone} --width {params.width} --epochs {params.epochs} {params.common}"
         " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
         " --threads {threads} --log {log}"
-
-
-rule training_summary:
-    input:
-        histories=expand(f"{OUT}/training/{{name}}.csv", name=trained_models()),
-    output:
-        report(f"{OUT}/tables/training.csv", caption="../report/training.rst", category="Training"),
-    params:
-        results=results_dir,
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/training_summary/training_summary.log",
-    shell:
-        "spectbone table training --results-dir {params.results} --out {output} --log {log}"
-
-
-rule params_table:
-    output:
-        report(f"{OUT}/tables/params.csv", caption="../report/params.rst", category="Training"),
-    conda:
-        CONDA_ENV
-    log:
-        f"{OUT}/logs/params_table/params.log",
-    shell:
-        "spectbone params --out {output} --log {log}"

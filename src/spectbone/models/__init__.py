@@ -2,6 +2,8 @@
 
 ``build_model(kind, **kwargs)`` builds one by name; ``save_model`` / ``load_model`` write and read
 ``{"kind", "kwargs", "state_dict", "meta"}`` so a weights file rebuilds its own network.
+One network per file; shared building blocks (RDC, MD, RCAG, CF, coordinate attention) in ``blocks``.
+Built by workflow/rules/train.smk jobs, loaded by infer.smk jobs and `spectbone denoise`.
 """
 
 from __future__ import annotations

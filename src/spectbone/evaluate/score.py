@@ -1,0 +1,137 @@
+"""Scores of every method, per image and level, against two references.
+
+Paper protocol: the original (acquired) image is taken as clean: psnr, ssim, rmse.
+Truth: the phantom's noiseless expected counts, which the paper could not have: *_truth columns.
+Blind rows (noise_level 0) score the denoised *originals* against the truth only.
+Segmentation: the lesion U-Net on the originals and on each method's blind-denoised originals.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spectbone.noise.augment import load_testset
+from spectbone.evaluate.metrics import psnr, rmse, ssim
+from spectbone.noise.poisson import MAX_GREY
+from spectbone.util.runtime import add_common_arguments, pick_device, set_threads, setup_logging
+
+log = logging.getLogger("spectbone.evaluate.score")
+METRICS = {"psnr": psnr, "ssim": ssim, "rmse": rmse}
+
+
+def gather_outputs(method: str, testset: dict, parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Denoised test images [L, N, H, W] and blind-denoised originals [N, H, W] of one method."""
+    if method == "noisy":
+        return testset["noisy"], testset["clean"]
+    levels = list(testset["levels"])
+    denoised, blind = np.full_like(testset["noisy"], np.nan), None
+    for part in parts:
+        with np.load(part) as z:
+            if "level" in z.files:  # one BM3D chunk
+                if int(z["level"]) == 0:
+                    blind = z["denoised"]
+                else:
+                    denoised[levels.index(int(z["level"]))] = z["denoised"]
+            else:
+                denoised, blind = z["denoised"], z["blind"]
+    if blind is None or np.isnan(denoised).any():
+        raise ValueError(f"{method}: the inference parts do not cover every test level and the blind set")
+    return denoised, blind
+
+
+def score(image: np.ndarray, reference: np.ndarray) -> dict:
+    return {name: fn(reference, image) for name, fn in METRICS.items()}
+
+
+def denoising_scores(method: str, testset: dict, parts: list[str]) -> pd.DataFrame:
+    denoised, blind = gather_outputs(method, testset, parts)
+    truth = testset.get("truth")
+    rows = []
+    for li, level in enumerate(testset["levels"]):
+        for n, image_id in enumerate(testset["image_id"]):
+            row = {"method": method, "image_id": str(image_id), "noise_level": int(level),
+                   **score(denoised[li, n], testset["clean"][n])}
+            if truth is not None:
+                row.update({f"{k}_truth": v for k, v in score(denoised[li, n], truth[n]).items()})
+            rows.append(row)
+    if truth is not None:  # blind: the denoised original against the truth
+        for n, image_id in enumerate(testset["image_id"]):
+            rows.append({"method": method, "image_id": str(image_id), "noise_level": 0,
+                         **{k: np.nan for k in METRICS},
+                         **{f"{k}_truth": v for k, v in score(blind[n], truth[n]).items()}})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def segment(model, images: np.ndarray, device, batch: int = 8) -> np.ndarray:
+    """Lesion probabilities [N, H, W] of grey images."""
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i:i + batch] / MAX_GREY).float()[:, None].to(device)
+        out.append(torch.sigmoid(model(x))[:, 0].cpu().numpy())
+    return np.concatenate(out)
+
+
+def segmentation_scores(prob: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> dict:
+    """Pixel precision, IoU and recall pooled over the test images (Table 8)."""
+    pred, true = prob >= threshold, truth > 0
+    tp, fp, fn = float((pred & true).sum()), float((pred & ~true).sum()), float((~pred & true).sum())
+    return {"precision": tp / (tp + fp) if tp + fp else 0.0, "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0}
+
+
+def evaluate_segmentation(testset, segmenter_path, parts, names, device):
+    from spectbone.models import load_model
+
+    if "lesions" not in testset:
+        raise ValueError("the test set has no lesion masks (no truth): Table 8 needs the phantom or real masks")
+    model, _ = load_model(segmenter_path, map_location=device)
+    model.to(device)
+    inputs = {"Original": testset["clean"]}
+    for name, part in zip(names, parts):
+        with np.load(part) as z:
+            inputs[name] = z["denoised"] if "level" in z.files else z["blind"]
+    rows, masks = [], {"image": testset["clean"], "lesions": testset["lesions"]}
+    for name, images in inputs.items():
+        prob = segment(model, images.astype(np.float32), device)
+        rows.append({"method": name, **segmentation_scores(prob, testset["lesions"])})
+        masks[f"pred_{name}"] = (prob >= 0.5).astype(np.uint8)
+        masks[f"input_{name}"] = images.astype(np.float32)
+    return pd.DataFrame(rows), masks
+
+
+def add_arguments(parser, verb):
+    parser.add_argument("what", choices=["denoising", "segmentation"])
+    parser.add_argument("--testset", required=True)
+    parser.add_argument("--parts", nargs="*", default=[], help="inference outputs of the method(s)")
+    parser.add_argument("--method", help="method name (denoising)")
+    parser.add_argument("--names", nargs="*", help="labels of --parts (segmentation)")
+    parser.add_argument("--segmenter", help="segmentation weights")
+    parser.add_argument("--masks", help="npz of predicted masks for Fig. 15 (segmentation)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="auto")
+    add_common_arguments(parser, threads=True)
+
+
+def run(args):
+    setup_logging(args.log)
+    set_threads(args.threads)
+    testset = load_testset(args.testset)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if args.what == "denoising":
+        table = denoising_scores(args.method, testset, args.parts)
+        table.to_csv(args.out, index=False)
+        log.info("%s: mean PSNR %.2f dB over %d rows", args.method, table["psnr"].mean(), len(table))
+        return 0
+    if len(args.names or []) != len(args.parts):
+        raise SystemExit(f"--names ({len(args.names or [])}) must label every --parts file ({len(args.parts)})")
+    table, masks = evaluate_segmentation(testset, args.segmenter, args.parts, args.names, pick_device(args.device))
+    table.to_csv(args.out, index=False)
+    np.savez_compressed(args.masks, **masks)
+    log.info("segmentation:\n%s", table.to_string(index=False))
+    return 0

@@ -1,0 +1,64 @@
+"""Patient-level, seeded train / validation / test split (paper: 310 images -> 270 train, 40 test).
+
+Both views of a patient always land on one side, so no anatomy leaks from training into testing.
+The validation set is carved from the training patients (it picks the best weights) and is counted
+with "train" in Table 1, as the paper has no separate validation set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from spectbone.util.runtime import add_common_arguments, setup_logging
+
+log = logging.getLogger("spectbone.prep.split")
+
+
+def split_patients(images: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int,
+                   n_test_images: int | None = None) -> pd.DataFrame:
+    """Assign each kept image's patient to train/val/test; returns image_id, patient_id, view, set."""
+    if images.empty:
+        raise ValueError("no usable images to split: every image was rejected or screened out")
+    patients = np.array(sorted(images["patient_id"].unique()))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(patients)
+    per_patient = images.groupby("patient_id").size()
+    target_test = n_test_images if n_test_images else round(test_fraction * len(images))
+    test, n = [], 0
+    for p in patients:
+        if n >= target_test:
+            break
+        test.append(p)
+        n += int(per_patient[p])
+    rest = [p for p in patients if p not in set(test)]
+    n_val = max(1, round(val_fraction * len(rest))) if len(rest) > 1 else 0
+    val = set(rest[:n_val])
+    sets = {p: "test" for p in test} | {p: ("val" if p in val else "train") for p in rest}
+    out = images[["image_id", "patient_id", "view"]].copy()
+    out["set"] = out["patient_id"].map(sets)
+    if (out["set"] == "train").sum() == 0 or (out["set"] == "test").sum() == 0:
+        raise ValueError(f"too few patients ({len(patients)}) for a train/test split")
+    return out.sort_values(["set", "image_id"]).reset_index(drop=True)
+
+
+def add_arguments(parser, verb):
+    parser.add_argument("--preprocess", required=True, help="preprocess.csv from `spectbone preprocess`")
+    parser.add_argument("--out", required=True, help="split CSV to write")
+    parser.add_argument("--test-fraction", type=float, default=40 / 310)
+    parser.add_argument("--n-test-images", type=int, default=None, help="overrides --test-fraction")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    add_common_arguments(parser, seed=True)
+
+
+def run(args):
+    setup_logging(args.log)
+    table = pd.read_csv(args.preprocess, keep_default_na=False)
+    kept = table[table["keep"].astype(str).str.lower() == "true"]
+    split = split_patients(kept, args.test_fraction, args.val_fraction, args.seed, args.n_test_images)
+    split.to_csv(args.out, index=False)
+    counts = split.groupby("set").agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
+    log.info("split of %d images:\n%s", len(split), counts.to_string())
+    return 0

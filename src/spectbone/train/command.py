@@ -1,0 +1,177 @@
+"""`spectbone train <task>`: assemble one training run (model, data, loss) and hand it to the engine.
+
+Tasks (the first argument of `spectbone train`):
+  estimator  stage-1 noise-level U-Net, cross-entropy over levels 1..50
+  pretrain   a denoiser on CT pairs (Mayo or simulated) or natural images, MSE
+  denoiser   EMANet / DnCNN / RED-CNN on bone scans, composite loss (1-lambda) MSE + lambda perceptual
+  wgan       WGAN-VGG: critic with gradient penalty, 4 critic steps per generator step
+  segmenter  residual SE U-Net on the phantom's lesion masks
+
+Resuming: after every epoch the full state (weights, optimisers, best weights, history) goes to
+`--ckpt-dir`; each epoch re-seeds torch and the data from (seed, epoch), so a rerun after a kill
+continues from the last finished epoch and ends with the very weights an uninterrupted run gives.
+Only the best-on-validation weights are written to `--out` (the rule's declared output).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spectbone.data.datasets import LesionDataset, NoisyImageDataset, PairedImageDataset
+from spectbone.noise.augment import load_images, load_truth, parse_levels, split_ids
+from spectbone.noise.poisson import MAX_GREY
+from spectbone.train.engine import fit, plot_history
+from spectbone.train.tasks import DenoiserTask, EstimatorTask, SegmenterTask, WGANTask, validation_pairs
+from spectbone.util.runtime import add_common_arguments, pick_device, seed_everything, set_threads, setup_logging
+
+log = logging.getLogger("spectbone.train.command")
+
+
+# ---------------------------------------------------------------- assembling a run
+def model_kwargs(kind: str, width: int, arch: str | None, depth: int | None) -> dict:
+    from spectbone.models.emanet import EMANET_ABLATIONS
+
+    if kind == "emanet":
+        return {"base": width, **EMANET_ABLATIONS[arch or "full"]}
+    if kind in ("dncnn", "wgan_generator", "wgan_critic", "redcnn"):
+        kw = {"channels": width}
+        if kind == "dncnn" and depth:
+            kw["depth"] = depth
+        return kw
+    return {"base": width}
+
+
+def _bone_arrays(args, which):
+    ids = split_ids(args.split, which)
+    if not ids:
+        raise ValueError(f"{args.split} has no {which} images")
+    return ids, load_images(args.preprocess_dir, ids)
+
+
+def build_task(args, device):
+    from spectbone.train import losses
+    from spectbone.models import build_model, load_model
+
+    kind = {"estimator": "estimator", "segmenter": "segmenter", "wgan": "wgan_generator"}.get(args.task, args.model)
+    kwargs = model_kwargs(kind, args.width, args.arch, args.depth)
+    model = build_model(kind, **kwargs).to(device)
+    meta = {"task": args.task, "kind": kind, "seed": args.seed, "epochs": args.epochs,
+            "samples_per_epoch": args.samples_per_epoch, "batch_size": args.batch_size, "lr": args.lr}
+    if args.init:
+        init_model, init_meta = load_model(args.init, map_location=device)
+        model.load_state_dict(init_model.state_dict())
+        meta["init"] = {"path": str(args.init), "data_source": init_meta.get("data_source", "")}
+        log.info("initialised from %s (%s)", args.init, init_meta.get("data_source", ""))
+    levels = parse_levels(args.levels)
+    if args.task == "pretrain":
+        with np.load(args.pretrain_data) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta["data_source"] = str(arrays.get("source", "pretraining images"))
+        n_val = max(1, len(arrays["clean"]) // 10)
+        if "noisy" in arrays:
+            dataset = PairedImageDataset(arrays["noisy"][n_val:], arrays["clean"][n_val:], arrays["level"][n_val:],
+                                         args.seed)
+            val = (torch.from_numpy(arrays["noisy"][:n_val]).float()[:, None],
+                   torch.from_numpy(arrays["clean"][:n_val]).float()[:, None],
+                   torch.from_numpy(np.clip(np.round(arrays["level"][:n_val]), 1, 50)).long())
+        else:
+            grey = arrays["clean"] * MAX_GREY
+            samples = [(i, lv) for i in range(n_val, len(grey)) for lv in levels]
+            dataset = NoisyImageDataset(grey, np.array(samples), args.seed, args.level_jitter)
+            val = validation_pairs(grey[:n_val], args.seed)
+    else:
+        meta["data_source"] = args.data_label
+    if args.task == "segmenter":
+        ids, images = _bone_arrays(args, "train")
+        _, masks = load_truth(args.preprocess_dir, ids)
+        vids, vimages = _bone_arrays(args, "val")
+        _, vmasks = load_truth(args.preprocess_dir, vids)
+        if masks is None or vmasks is None:
+            raise ValueError("segmentation needs lesion masks (preprocess --truth); none found")
+        dataset = LesionDataset(images, masks, args.seed)
+        val = (torch.from_numpy(vimages / MAX_GREY).float()[:, None], torch.from_numpy(vmasks).float()[:, None])
+        return SegmenterTask(model, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
+    if args.task != "pretrain":
+        ids, images = _bone_arrays(args, "train")
+        _, vimages = _bone_arrays(args, "val")
+        samples = [(i, lv) for i in range(len(ids)) for lv in levels]
+        dataset = NoisyImageDataset(images, np.array(samples), args.seed, args.level_jitter)
+        val = validation_pairs(vimages, args.seed)
+    if args.task == "estimator":
+        dataset.level_jitter = 0.0
+        return EstimatorTask(model, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
+    if args.task == "wgan":
+        critic = build_model("wgan_critic", channels=args.critic_width).to(device)
+        perceptual = losses.PerceptualLoss(args.vgg_weights).to(device)
+        meta.update(vgg_weights=perceptual.weights_source, loss="wgan-gp + perceptual",
+                    perceptual_weight=args.perceptual_weight)
+        task = WGANTask(model, critic, perceptual, val, args.lr, device, args.batch_size, args.critic_steps,
+                        args.gp_weight, args.perceptual_weight)
+        return task, kind, kwargs, meta, dataset
+    lam = 0.0 if args.task == "pretrain" else args.lam
+    loss_fn = losses.CompositeLoss(lam=lam, vgg_weights=args.vgg_weights).to(device)
+    meta.update(loss=f"composite lambda={lam:g}", lam=lam, vgg_weights=loss_fn.weights_source)
+    return DenoiserTask(model, loss_fn, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
+
+
+def add_arguments(parser, verb):
+    parser.add_argument("task", choices=["estimator", "pretrain", "denoiser", "wgan", "segmenter"])
+    parser.add_argument("--out", required=True, help="best-on-validation weights (declared output)")
+    parser.add_argument("--ckpt-dir", required=True, help="resumable checkpoints (not a declared output)")
+    parser.add_argument("--history", required=True, help="per-epoch CSV log")
+    parser.add_argument("--curve", required=True, help="loss-curve figure stem (PNG + PDF)")
+    parser.add_argument("--model", default="emanet", choices=["emanet", "dncnn", "redcnn"])
+    parser.add_argument("--arch", default="full", help="EMANet ablation preset (plain, rdc, rdc_md, rdc_md_rcag, full)")
+    parser.add_argument("--width", type=int, default=32, help="base channels of the network")
+    parser.add_argument("--depth", type=int, default=None, help="DnCNN depth")
+    parser.add_argument("--critic-width", type=int, default=64)
+    parser.add_argument("--preprocess-dir", help="preprocessed bone scans")
+    parser.add_argument("--split", help="split CSV")
+    parser.add_argument("--pretrain-data", help="npz from `spectbone pretrain-data`")
+    parser.add_argument("--data-label", default="bone scans", help="what the bone-scan data are (for outputs)")
+    parser.add_argument("--init", help="weights to start from (transfer learning)")
+    parser.add_argument("--levels", default="1:50", help="training noise levels")
+    parser.add_argument("--level-jitter", type=float, default=1.0)
+    parser.add_argument("--lam", type=float, default=0.2, help="perceptual weight lambda of the composite loss")
+    parser.add_argument("--vgg-weights", default=None, help="torchvision-format VGG-16 state_dict")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--samples-per-epoch", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--critic-steps", type=int, default=4)
+    parser.add_argument("--gp-weight", type=float, default=10.0)
+    parser.add_argument("--perceptual-weight", type=float, default=0.1)
+    parser.add_argument("--device", default="auto")
+    add_common_arguments(parser, seed=True, threads=True)
+
+
+def run(args):
+    setup_logging(args.log)
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+             torch.get_num_threads())
+    seed_everything(args.seed)
+    task, kind, kwargs, meta, dataset = build_task(args, device)
+    log.info("task=%s model=%s kwargs=%s samples=%d meta=%s", args.task, kind, kwargs, len(dataset), json.dumps(meta))
+    best_state, history = fit(task, dataset, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch,
+                              batch_size=args.batch_size, seed=args.seed, ckpt_dir=Path(args.ckpt_dir),
+                              device=device)
+    from spectbone.models import save_model
+
+    model = task.models[task.primary]
+    model.load_state_dict(best_state)
+    meta.update(best_val=float(history["val"].min()) if len(history) else None,
+                best_epoch=int(history["val"].idxmin()) + 1 if len(history) else 0)
+    Path(args.history).parent.mkdir(parents=True, exist_ok=True)
+    history.to_csv(args.history, index=False)
+    plot_history(history, args.curve, f"{args.task} {kind} ({Path(args.out).stem})")
+    save_model(args.out, model.cpu(), kind, kwargs, meta)
+    log.info("saved %s (best epoch %s, val %.5g)", args.out, meta["best_epoch"], meta["best_val"] or float("nan"))
+    return 0

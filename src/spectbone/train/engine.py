@@ -1,0 +1,101 @@
+"""The training loop shared by every task: seeded epochs, resumable checkpoints, best weights.
+
+Resuming: after every epoch the full state (weights, optimisers, best weights, history) goes to the
+checkpoint folder; each epoch re-seeds torch and the data from (seed, epoch), so a rerun after a
+kill continues from the last finished epoch and ends with the very weights an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from spectbone.data.datasets import epoch_order
+from spectbone.noise.poisson import noise_seed
+from spectbone.train.tasks import Task
+
+log = logging.getLogger("spectbone.train.engine")
+
+
+# ---------------------------------------------------------------- checkpoints
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _state(task: Task):
+    return {"models": {k: m.state_dict() for k, m in task.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()}}
+
+
+def _clone_state_dict(module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batch_size: int, seed: int,
+        ckpt_dir: Path, device) -> tuple[dict, pd.DataFrame]:
+    """Train `task` for `epochs`, resuming from `ckpt_dir/last.pt`; returns best weights and history."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = ckpt_dir / "last.pt"
+    start, best, best_state, history = 0, float("inf"), None, []
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        for k, m in task.models.items():
+            m.load_state_dict(state["models"][k])
+        for k, o in task.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        start, best, best_state, history = state["epoch"] + 1, state["best"], state["best_state"], state["history"]
+        log.info("resuming from %s after epoch %d of %d", ckpt, start, epochs)
+    for epoch in range(start, epochs):
+        torch.manual_seed(noise_seed(seed, -3, -3, epoch))
+        dataset.set_epoch(epoch)
+        order = epoch_order(len(dataset), samples_per_epoch, seed, epoch)
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=0,
+                            drop_last=len(order) > batch_size)
+        task.train(True)
+        t0, sums, n = time.perf_counter(), {}, 0
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False):
+            for k, v in task.step(batch).items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+        task.train(False)
+        val = task.validate()
+        row = {"epoch": epoch + 1, **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}, "val": val,
+               "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if val < best:
+            best, best_state = val, _clone_state_dict(task.models[task.primary])
+        log.info("epoch %d/%d %s", epoch + 1, epochs, " ".join(f"{k}={v:.5g}" for k, v in row.items()))
+        _atomic_save({"epoch": epoch, "best": best, "best_state": best_state, "history": history,
+                      **_state(task)}, ckpt)
+    if best_state is None:  # zero epochs asked: keep the initial weights
+        best_state = _clone_state_dict(task.models[task.primary])
+    return best_state, pd.DataFrame(history)
+
+
+def plot_history(history: pd.DataFrame, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectbone.util.outputs import save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for col in [c for c in history.columns if c.startswith("train_")] + ["val"]:
+        if col in history:
+            ax.plot(history["epoch"], history[col], marker="o", ms=3, label=col)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)

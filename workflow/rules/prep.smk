@@ -1,0 +1,60 @@
+# Raw DICOM -> usable 2-D images (package spectbone.prep): convert, crop/screen/resize, patient split.
+
+
+rule convert:
+    input:
+        COHORT,
+    output:
+        manifest=f"{OUT}/convert/manifest.csv",
+        rejects=f"{OUT}/convert/rejects.csv",
+    params:
+        out=output_dir,
+        salt=config["data"]["salt"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/convert/convert.log",
+    benchmark:
+        f"{OUT}/benchmarks/convert/convert.tsv"
+    shell:
+        "spectbone convert {input} --out {params.out} --salt {params.salt} --log {log}"
+
+
+rule preprocess:
+    input:
+        manifest=f"{OUT}/convert/manifest.csv",
+        truth=[TRUTH] if TRUTH else [],
+    output:
+        table=f"{OUT}/preprocess/preprocess.csv",
+    params:
+        out=output_dir,
+        size=config["data"]["image_size"],
+        truth=truth_arg(),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/preprocess/preprocess.log",
+    benchmark:
+        f"{OUT}/benchmarks/preprocess/preprocess.tsv"
+    shell:
+        "spectbone preprocess --manifest {input.manifest} --out {params.out} --size {params.size}"
+        " {params.truth} --log {log}"
+
+
+rule split:
+    input:
+        f"{OUT}/preprocess/preprocess.csv",
+    output:
+        f"{OUT}/split.csv",
+    params:
+        n_test=optional_arg("--n-test-images", config["data"]["n_test_images"]),
+        test_fraction=config["data"]["test_fraction"],
+        val_fraction=config["data"]["val_fraction"],
+        seed=config["seed"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/split/split.log",
+    shell:
+        "spectbone split --preprocess {input} --out {output} {params.n_test} --test-fraction {params.test_fraction}"
+        " --val-fraction {params.val_fraction} --seed {params.seed} --log {log}"
