@@ -1,30 +1,32 @@
-"""The first two VGG-16 conv layers (up to relu1_2), for the perceptual loss (paper eqs. 13-14).
+"""VGG-16 up to relu1_2 (conv1_1, ReLU, conv1_2, ReLU), the feature extractor of the perceptual loss
+(paper eqs. 13-14).
 
-Built with plain ``torch.nn`` (no torchvision): ``features[0..3]`` = conv3-64, ReLU, conv3-64, ReLU,
-so a torchvision-format VGG-16 state_dict (keys ``features.0.weight``, ``features.0.bias``,
-``features.2.weight``, ``features.2.bias``) loads straight into it.
-
-Weights, in order of preference: the file given; a torchvision VGG-16 checkpoint in the torch hub
-cache (``torch.hub.get_dir()/checkpoints/vgg16-*.pth``); else a fixed-seed random initialisation
-(seed 0, Kaiming), with a warning, since nothing is downloaded.
+Plain ``torch.nn`` (no torchvision), numbered like torchvision's ``vgg16().features[0..3]``, so a
+torchvision-format state_dict loads straight in. Inputs: RGB in [0, 1] normalised by ``IMAGENET_MEAN`` /
+``IMAGENET_STD``. Weights (``load_vgg16_relu1_2``): by default the ImageNet VGG-16 weights shipped with the
+package (``DEFAULT_WEIGHTS``; source, conversion and CC BY 4.0 attribution in ``data/VGG16_WEIGHTS.md``);
+or a torchvision-format VGG-16 state_dict file; or, only when asked for by name, ``"random"``: a
+fixed-seed random front end for ablations. Nothing is downloaded and nothing falls back silently.
 """
 
 from __future__ import annotations
 
-import glob
-import logging
+import hashlib
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
-
 VGG_KEYS = ("features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias")
-RANDOM_SOURCE = "random-init (seed 0): no ImageNet VGG-16 weights found"
+VGG_SHAPES = {"features.0.weight": (64, 3, 3, 3), "features.0.bias": (64,),
+              "features.2.weight": (64, 64, 3, 3), "features.2.bias": (64,)}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_WEIGHTS = Path(str(files("spectbone.models").joinpath("data", "vgg16_imagenet_relu1_2.pt")))
+IMAGENET_SOURCE = "imagenet (VGG-16 ImageNet weights of Simonyan & Zisserman, CC BY 4.0, via Keras)"
+RANDOM_SOURCE = "random (ablation): fixed-seed Kaiming init (seed 0), not ImageNet weights"
 
 
 class VGG16Relu12(nn.Module):
@@ -39,25 +41,17 @@ class VGG16Relu12(nn.Module):
         return self.features(x)
 
 
-def _hub_checkpoints() -> list[str]:
-    return sorted(glob.glob(os.path.join(torch.hub.get_dir(), "checkpoints", "vgg16-*.pth")))
-
-
-def _load_state(module: VGG16Relu12, path: str | os.PathLike) -> None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # older pickles
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    missing = [k for k in VGG_KEYS if k not in state]
-    if missing:
-        raise KeyError(f"{path} is not a torchvision-format VGG-16 state_dict: missing {missing}")
-    module.load_state_dict({k: state[k] for k in VGG_KEYS})
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def random_vgg16_relu1_2() -> VGG16Relu12:
-    """The fixed-seed (0) Kaiming-initialised stand-in, identical on every machine."""
+    """The fixed-seed (0) Kaiming-initialised front end, identical on every machine (ablation only)."""
     gen = torch.Generator().manual_seed(0)
     module = VGG16Relu12()
     for m in module.features:
@@ -69,28 +63,73 @@ def random_vgg16_relu1_2() -> VGG16Relu12:
     return module
 
 
-def load_vgg16_relu1_2(weights_path: str | os.PathLike | None = None) -> tuple[VGG16Relu12, str]:
-    """``(module, source)``: frozen VGG-16 up to relu1_2, in eval mode, and where its weights came from."""
-    module = VGG16Relu12()
-    if weights_path:
-        if not Path(weights_path).is_file():
-            raise FileNotFoundError(f"VGG-16 weights {weights_path} not found")
-        _load_state(module, weights_path)
-        source = f"file: {weights_path}"
+def _resolve(weights: str | os.PathLike | None) -> tuple[str, Path | None]:
+    """``(kind, path)``: kind "imagenet", "file" or "random"."""
+    if weights is None or (isinstance(weights, str) and weights in ("", "imagenet")):
+        return "imagenet", DEFAULT_WEIGHTS
+    if isinstance(weights, str) and weights == "random":
+        return "random", None
+    return "file", Path(weights)
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    """The 4 relu1_2 tensors of a torchvision-format VGG-16 state_dict file (full vgg16 or just those keys)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG-16 weights file {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"VGG-16 weights file {path} is not a state_dict readable with "
+                         f"torch.load(weights_only=True): {exc}") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"VGG-16 weights file {path} holds a {type(state).__name__}, not a state_dict")
+    missing = [k for k in VGG_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"VGG-16 weights file {path} is not a torchvision-format VGG-16 state_dict: "
+                         f"missing {missing}")
+    bad = [f"{k} {tuple(state[k].shape) if torch.is_tensor(state[k]) else type(state[k]).__name__}"
+           for k in VGG_KEYS if not torch.is_tensor(state[k]) or tuple(state[k].shape) != VGG_SHAPES[k]]
+    if bad:
+        raise ValueError(f"VGG-16 weights file {path}: wrong shapes {bad}, expected {VGG_SHAPES}")
+    return {k: state[k].float() for k in VGG_KEYS}
+
+
+def weights_info(weights: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{"source", "path", "sha256"}`` of a ``weights`` choice (as in ``load_vgg16_relu1_2``), not loading it.
+
+    ``path`` and ``sha256`` are "" for ``"random"``.
+    """
+    kind, path = _resolve(weights)
+    if kind == "random":
+        return {"source": RANDOM_SOURCE, "path": "", "sha256": ""}
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG-16 weights file {path} not found")
+    digest = sha256_file(path)
+    if kind == "imagenet":  # package-relative name: the same string on every machine
+        source = f"{IMAGENET_SOURCE}: spectbone/models/data/{path.name} (sha256 {digest})"
     else:
-        source = ""
-        for ckpt in _hub_checkpoints():
-            try:
-                _load_state(module, ckpt)
-                source = f"torch hub cache: {ckpt}"
-                break
-            except Exception as exc:  # a broken cache file: try the next, else fall back
-                log.warning("could not read VGG-16 checkpoint %s: %s", ckpt, exc)
-        if not source:
-            module = random_vgg16_relu1_2()
-            source = RANDOM_SOURCE
-            log.warning("perceptual loss: %s; using a fixed random VGG-16 front end "
-                        "(pass --vgg-weights with a torchvision vgg16 state_dict for the paper's setting)", RANDOM_SOURCE)
+        source = f"file: {path} (sha256 {digest})"
+    return {"source": source, "path": str(path), "sha256": digest}
+
+
+def load_vgg16_relu1_2(weights: str | os.PathLike | None = None) -> tuple[VGG16Relu12, str]:
+    """``(module, source)``: VGG-16 up to relu1_2, frozen and in eval mode, and where its weights came from.
+
+    ``weights``: None or "imagenet" (the shipped ImageNet weights, ``DEFAULT_WEIGHTS``); a path to a
+    torchvision-format VGG-16 state_dict (read with ``weights_only=True``); or "random" (ablation).
+    ``source`` is ``weights_info(weights)["source"]``: it starts with "imagenet", "file: PATH" or
+    "random (ablation)", and names the file's sha256. A missing file raises FileNotFoundError, an
+    unreadable or wrong one ValueError, both naming the file.
+    """
+    kind, path = _resolve(weights)
+    if kind == "random":
+        module = random_vgg16_relu1_2()
+    else:
+        module = VGG16Relu12()
+        module.load_state_dict(_read_state(path))
+    source = weights_info(weights)["source"]
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
