@@ -95,11 +95,24 @@ def test_each_emanet_switch_changes_the_network(switch):
     for on in (True, False):
         torch.manual_seed(0)
         m = EMANet(base=8, **{**full, switch: on}).eval()
+        head = m.head.head if m.use_cf else m.head
+        torch.nn.init.constant_(head.weight, 0.1)  # the zero-initialised head would hide every difference
         counts.append(count_parameters(m))
         with torch.no_grad():
             outs.append(m(noisy, level))
     assert counts[0] != counts[1]
     assert not torch.allclose(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("kind,kwargs", [("dncnn", {"depth": 4, "channels": 8}), ("redcnn", {"channels": 8}),
+                                         ("wgan_generator", {"channels": 8}), ("emanet", {"base": 8}),
+                                         ("emanet", {"base": 8, **EMANET_ABLATIONS["plain"]})])
+def test_untrained_denoisers_are_the_identity(kind, kwargs):
+    """Zero-initialised residual heads: a short run starts at the noisy input, not below it."""
+    _, noisy, level = _images()
+    noisy = noisy.clamp(min=0)  # Poisson counts are never negative (RED-CNN ends in a ReLU)
+    with torch.no_grad():
+        assert torch.equal(build_model(kind, **kwargs).eval()(noisy, level), noisy)
 
 
 def test_rcag_without_md_is_a_single_input_gate():
@@ -196,7 +209,7 @@ def _overfit(kind, loss_fn, steps=40, size=32, lr=3e-3):
 @pytest.mark.parametrize("kind", ["emanet", "dncnn", "redcnn", "wgan_generator"])
 def test_denoisers_overfit_two_images(kind):
     clean, noisy, level = _images(2, 32)
-    losses = _overfit(kind, lambda m: F.mse_loss(_run(kind, m, noisy, level), clean), steps=60)
+    losses = _overfit(kind, lambda m: F.mse_loss(_run(kind, m, noisy, level), clean), steps=120)
     assert losses[-1] < 0.3 * losses[0], losses[::10]
 
 

@@ -20,6 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+
+def zero_init_(layer: nn.Module) -> nn.Module:
+    """Zero a residual head's weights and bias, so the network's correction is 0 at step 0."""
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
 def conv_bn_act(in_ch: int, out_ch: int, kernel: int = 3, dilation: int = 1, act: bool = True) -> nn.Sequential:
     """``kernel x kernel`` conv (same padding, no bias: BN follows) - BN - ReLU."""
     layers: list[nn.Module] = [

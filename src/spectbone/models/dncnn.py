@@ -2,12 +2,15 @@
 
 ``depth`` 3x3 conv layers of ``channels`` filters: conv-ReLU, (depth - 2) x conv-BN-ReLU, conv to
 one channel. The network predicts the noise; the output is ``noisy - noise`` (residual learning).
+The last layer starts at zero, so the untrained network is the identity.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from spectbone.models.blocks import zero_init_
 
 
 class DnCNN(nn.Module):
@@ -26,6 +29,7 @@ class DnCNN(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        zero_init_(layers[-1])  # predicted noise 0 at step 0: the network starts as the identity
 
     def predict_noise(self, noisy: torch.Tensor, level_map=None) -> torch.Tensor:
         return self.body(noisy)

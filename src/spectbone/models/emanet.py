@@ -29,7 +29,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spectbone.models.blocks import RCAG, CFBlock, ConvBlock, MDBlock, RDCBlock, as_level_plane, conv_bn_act
+from spectbone.models.blocks import (RCAG, CFBlock, ConvBlock, MDBlock, RDCBlock, as_level_plane, conv_bn_act,
+                                     zero_init_)
 
 #: MD-block dilation rates from the top level down (paper Sec. 1.2.2).
 MD_DILATIONS = ((5, 7, 9), (4, 5, 6), (2, 3, 5))
@@ -85,6 +86,7 @@ class EMANet(nn.Module):
                                  for i in range(self.n_down))
         self.decoders = nn.ModuleList(block(2 * widths[i], widths[i]) for i in range(self.n_down))
         self.head: nn.Module = CFBlock(widths[:-1]) if use_cf else nn.Conv2d(widths[0], 1, 1)
+        zero_init_(self.head.head if use_cf else self.head)  # noise 0 at step 0: starts as the identity
 
     def _down(self, i: int, x_in: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         """Input of level i+1 from level i's input ``x_in`` (for MD) and block output ``feat``."""

@@ -3,13 +3,16 @@
 Five 5x5 convolutions (valid padding, ``channels`` filters, ReLU) shrink the image by 4 pixels each;
 five 5x5 transposed convolutions grow it back. Three shortcuts, as in the reference implementation:
 the conv4 output is added after deconv1, the conv2 output after deconv3, and the input image after
-deconv5 (each before its ReLU).
+deconv5 (each before its ReLU). The last deconvolution starts at zero, so the untrained network is
+the identity on non-negative images.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from spectbone.models.blocks import zero_init_
 
 
 class REDCNN(nn.Module):
@@ -24,6 +27,7 @@ class REDCNN(nn.Module):
         self.conv = nn.ModuleList([nn.Conv2d(in_ch, c, 5)] + [nn.Conv2d(c, c, 5) for _ in range(4)])
         self.deconv = nn.ModuleList([nn.ConvTranspose2d(c, c, 5) for _ in range(4)] + [nn.ConvTranspose2d(c, in_ch, 5)])
         self.relu = nn.ReLU()
+        zero_init_(self.deconv[-1])  # output = ReLU(0 + input) = input at step 0 (inputs are >= 0)
 
     def forward(self, noisy: torch.Tensor, level_map=None) -> torch.Tensor:
         r1 = noisy

@@ -1,9 +1,9 @@
 """WGAN-VGG (Yang et al., IEEE TMI 2018): generator and critic for the paper's Table 7 baseline.
 
 Generator: eight 3x3 conv layers, ``channels`` (32) filters in the first seven, one in the last,
-ReLU after the first seven; it maps the noisy image straight to the denoised one (no residual).
-The reference also puts a ReLU after the last layer; here that layer is linear, because a final
-ReLU can start "dead" (all outputs <= 0, zero gradient) and never train.
+ReLU after the first seven. Here it is residual (denoised = noisy + body(noisy)) with the last layer
+starting at zero, so the untrained generator is the identity and the adversarial game starts from
+the noisy image rather than from noise; the reference's final ReLU is left out for the same reason.
 Critic: six 3x3 conv layers with ``c, c, 2c, 2c, 4c, 4c`` filters (c = 64), strides 1, 2, 1, 2,
 1, 2, LeakyReLU(0.2), no batch norm (the gradient penalty forbids it), then FC 1024 - LeakyReLU -
 FC 1. The reference critic takes fixed 64x64 patches and flattens the 8x8 feature grid; here an
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from spectbone.models.blocks import zero_init_
 
 
 class WGANGenerator(nn.Module):
@@ -30,9 +32,10 @@ class WGANGenerator(nn.Module):
                 layers.append(nn.ReLU(inplace=True))
             cin = cout
         self.body = nn.Sequential(*layers)
+        zero_init_(layers[-1])
 
     def forward(self, noisy: torch.Tensor, level_map=None) -> torch.Tensor:
-        return self.body(noisy)
+        return noisy + self.body(noisy)
 
 
 class WGANCritic(nn.Module):

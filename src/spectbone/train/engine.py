@@ -31,13 +31,13 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _state(task: Task):
-    return {"models": {k: m.state_dict() for k, m in task.models.items()},
-            "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()}}
-
-
 def _clone_state_dict(module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _batches_per_epoch(samples: int, batch_size: int) -> int:
+    """Batches the loader yields: the last partial batch is dropped unless it is the only one."""
+    return samples // batch_size if samples > batch_size else 1
 
 
 def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batch_size: int, seed: int,
@@ -46,12 +46,11 @@ def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batc
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / "last.pt"
     start, best, best_state, history = 0, float("inf"), None, []
+    steps_per_epoch = _batches_per_epoch(samples_per_epoch or len(dataset), batch_size)
+    task.set_total_steps(epochs * steps_per_epoch)
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        for k, m in task.models.items():
-            m.load_state_dict(state["models"][k])
-        for k, o in task.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+        task.load_state_dict(state["task"])
         start, best, best_state, history = state["epoch"] + 1, state["best"], state["best_state"], state["history"]
         log.info("resuming from %s after epoch %d of %d", ckpt, start, epochs)
     for epoch in range(start, epochs):
@@ -60,11 +59,13 @@ def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batc
         order = epoch_order(len(dataset), samples_per_epoch, seed, epoch)
         loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=0,
                             drop_last=len(order) > batch_size)
+        assert len(loader) == steps_per_epoch, (len(loader), steps_per_epoch)
         task.train(True)
         t0, sums, n = time.perf_counter(), {}, 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False):
             for k, v in task.step(batch).items():
                 sums[k] = sums.get(k, 0.0) + v
+            task.after_batch()
             n += 1
         task.train(False)
         val = task.validate()
@@ -75,7 +76,7 @@ def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batc
             best, best_state = val, _clone_state_dict(task.models[task.primary])
         log.info("epoch %d/%d %s", epoch + 1, epochs, " ".join(f"{k}={v:.5g}" for k, v in row.items()))
         _atomic_save({"epoch": epoch, "best": best, "best_state": best_state, "history": history,
-                      **_state(task)}, ckpt)
+                      "task": task.state_dict()}, ckpt)
     if best_state is None:  # zero epochs asked: keep the initial weights
         best_state = _clone_state_dict(task.models[task.primary])
     return best_state, pd.DataFrame(history)

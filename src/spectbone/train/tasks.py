@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,13 +40,54 @@ def level_plane(level_over_255: torch.Tensor, like: torch.Tensor) -> torch.Tenso
 
 # ---------------------------------------------------------------- tasks
 class Task:
-    """What one kind of training needs: its models, optimisers, a step and a validation score."""
+    """What one kind of training needs: its models, optimisers, a step and a validation score.
+
+    Optimiser: Adam with betas (0.9, 0.99) and no warm-up, so a short run moves from its first
+    steps; the learning rate follows a cosine from ``lr`` down to ``lr * LR_FLOOR`` over the whole
+    run (``set_total_steps``), which suits a 200-epoch paper run as well as a few hundred steps.
+    """
 
     primary = "model"
+    betas = (0.9, 0.99)
+    LR_FLOOR = 0.05
 
-    def __init__(self, models: dict, lr: float):
+    def __init__(self, models: dict, lr: float, betas: dict | None = None):
         self.models = models
-        self.optimizers = {name: torch.optim.RAdam(m.parameters(), lr=lr) for name, m in models.items()}
+        self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=lr, betas=(betas or {}).get(name, self.betas))
+                           for name, m in models.items()}
+        self.schedulers: dict = {}
+        self.steps_done = 0
+
+    def set_total_steps(self, total: int) -> None:
+        """Cosine decay of every optimiser's learning rate over `total` optimiser steps."""
+        total = max(int(total), 1)
+
+        def factor(step: int) -> float:
+            progress = min(step / total, 1.0)
+            return self.LR_FLOOR + (1 - self.LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+
+    def after_batch(self) -> None:
+        """Advance the schedules by one batch (called by the engine)."""
+        self.steps_done += 1
+        for s in self.schedulers.values():
+            s.step()
+
+    def state_dict(self) -> dict:
+        return {"models": {k: m.state_dict() for k, m in self.models.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.models.items():
+            m.load_state_dict(state["models"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.steps_done = state["steps_done"]
 
     def train(self, flag: bool = True):
         for m in self.models.values():
