@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
 from spectbone.bench import training as bench
 from spectbone.cli import main

@@ -138,3 +138,15 @@ def test_gradient_penalty_of_a_1_lipschitz_linear_critic_is_zero():
 
     real, fake = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8)
     assert float(losses.gradient_penalty(Linear(), real, fake)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_perceptual_is_eq13_sum_over_channels_per_pixel():
+    """Paper eq. 13: squared relu1_2 differences summed over the 64 channels, divided by w*h."""
+    out, clean = _pair()
+    paper = losses.PerceptualLoss()
+    wgan = losses.PerceptualLoss(channels="mean")
+    diff = (paper.features(out) - paper.features(clean)).pow(2)
+    assert torch.allclose(paper(out, clean), diff.sum(1).mean())
+    assert torch.allclose(paper(out, clean), 64 * wgan(out, clean))
+    with pytest.raises(ValueError):
+        losses.PerceptualLoss(channels="max")

@@ -34,6 +34,21 @@ def test_every_task_trains_and_saves(tiny_bone_data, tmp_path, task, extra):
     assert "device=cpu" in (tmp_path / "train.log").read_text()
 
 
+def test_emanet_fine_tune_takes_the_estimators_level_map_on_patches(tiny_bone_data, tmp_path):
+    """EMANet is trained with the level map it gets at test time (stage-1 estimate), on windows."""
+    from spectbone.models import build_model, load_model, save_model
+
+    est = tmp_path / "estimator.pt"
+    save_model(est, build_model("estimator", base=8), "estimator", {"base": 8}, {"task": "estimator"})
+    run_cli(*train_args(tiny_bone_data, tmp_path, epochs=1,
+                        extra=["--model", "emanet", "--arch", "full", "--lam", "0", "--estimator", est, "--patch", 16]))
+    _, meta = load_model(tmp_path / "w.pt")
+    assert meta["level_map"].startswith("stage-1 estimator") and meta["patch"] == 16
+    with pytest.raises(AssertionError, match="other denoisers take no map"):
+        run_cli(*train_args(tiny_bone_data, tmp_path / "dncnn", epochs=1,
+                            extra=["--model", "dncnn", "--depth", "3", "--estimator", est]))
+
+
 def test_killed_run_resumes_to_identical_weights(tiny_bone_data, tmp_path):
     extra = ["--model", "dncnn", "--depth", "4", "--lam", "0"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"

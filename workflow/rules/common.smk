@@ -109,21 +109,37 @@ def get_final_outputs():
     outputs = expand(f"{OUT}/tables/table{{n}}.csv", n=TABLES)
     outputs += expand(f"{OUT}/figures/fig{{f}}.png", f=FIGURES)
     outputs += [f"{OUT}/claims.md", f"{OUT}/tables/params.csv", f"{OUT}/tables/training.csv"]
+    outputs += [f"{OUT}/provenance.json"]
     if SYNTHETIC:
         outputs += [f"{OUT}/tables/phantom_vs_nm1.csv", f"{OUT}/figures/phantom_vs_nm1.png",
                     f"{OUT}/tables/preprocessing.csv"]
     return outputs
 
 
-def train_args():
-    """Arguments every training job shares (optimiser, batch, seed, VGG weights, data label)."""
+def resolved_config_json():
+    """The resolved config (config file, --config overrides, schema defaults) as one JSON string.
+
+    Folders of user data are recorded only as set or not (their names can carry patient names)."""
+    resolved = json.loads(json.dumps(config))
+    for section, key in [("data", "dicom_dir"), ("pretrain", "mayo_dir"), ("pretrain", "natural_dir")]:
+        if resolved.get(section, {}).get(key):
+            resolved[section][key] = "(set; path not recorded)"
+    if not SYNTHETIC:
+        resolved["data"].pop("salt", None)
+    return json.dumps(resolved, sort_keys=True)
+
+
+def train_args(lr=None):
+    """Arguments every training job shares (optimiser, batch, seed, VGG weights, patches, data label)."""
     label = "synthetic phantom cohort" if SYNTHETIC else "user DICOM studies"
-    args = (f"--batch-size {TR['batch_size']} --lr {TR['lr']} --seed {config['seed']}"
+    args = (f"--batch-size {TR['batch_size']} --lr {lr or TR['lr']} --seed {config['seed']}"
             f" --levels {config['noise']['train_levels']} --data-label '{label}'")
     if TR["samples_per_epoch"]:
         args += f" --samples-per-epoch {TR['samples_per_epoch']}"
     if TR["vgg_weights"]:
         args += f" --vgg-weights {TR['vgg_weights']}"
+    if TR["patch"]:
+        args += f" --patch {TR['patch']}"
     return args
 
 
@@ -138,6 +154,11 @@ def pretrain_real_arg(wildcards):
     return optional_arg("--natural-dir", config["pretrain"]["natural_dir"])
 
 
+def baseline_train_args(wildcards):
+    """Shared training arguments of a learned baseline (WGAN-VGG has its own learning rate)."""
+    return train_args(lr=TR["wgan_lr"] if wildcards.baseline == "wgan" else None)
+
+
 def baseline_model_args(wildcards):
     """Task and network arguments of a learned baseline."""
     w = TR["widths"]
@@ -146,7 +167,8 @@ def baseline_model_args(wildcards):
     if wildcards.baseline == "redcnn":
         return f"denoiser --model redcnn --width {w['redcnn']} --lam 0"
     return (f"wgan --width {w['wgan']} --critic-width {w['critic']} --critic-steps {TR['critic_steps']}"
-            f" --gp-weight {TR['gp_weight']} --perceptual-weight {TR['perceptual_weight']}")
+            f" --gp-weight {TR['gp_weight']} --perceptual-weight {TR['perceptual_weight']}"
+            f" --adversarial-weight {TR['adversarial_weight']} --gan-warmup {TR['gan_warmup']}")
 
 
 def table_settings():

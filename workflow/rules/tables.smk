@@ -83,3 +83,40 @@ rule params_table:
         f"{OUT}/logs/params_table/params.log",
     shell:
         "spectbone params --out {output} --log {log}"
+
+
+# Provenance: what every number above depends on (data, pretraining sources, VGG weights, versions,
+# commit, resolved config, device).
+localrules:
+    config_json,
+    provenance,
+
+
+rule config_json:
+    output:
+        f"{OUT}/config.resolved.json",
+    params:
+        config=resolved_config_json(),
+    log:
+        f"{OUT}/logs/config_json/config_json.log",
+    run:
+        with open(output[0], "w") as f:
+            print(params.config, file=f)
+
+
+rule provenance:
+    input:
+        manifest=f"{OUT}/convert/manifest.csv",
+        rejects=f"{OUT}/convert/rejects.csv",
+        pretrain=expand(f"{RES}/pretrain/{{source}}.npz", source=PRETRAIN_SOURCES),
+        models=expand(f"{OUT}/models/{{name}}.pt", name=trained_models()),
+        config=f"{OUT}/config.resolved.json",
+    output:
+        report(f"{OUT}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/provenance/provenance.log",
+    shell:
+        "spectbone provenance --manifest {input.manifest} --rejects {input.rejects} --pretrain-data {input.pretrain}"
+        " --models {input.models} --config-json {input.config} --out {output} --log {log}"

@@ -69,6 +69,7 @@ rule train_emanet:
         unpack(pretrain_init),
         split=f"{OUT}/split.csv",
         manifest=f"{OUT}/noise/train_manifest.csv",
+        estimator=f"{OUT}/models/estimator.pt",
     output:
         weights=f"{OUT}/models/emanet_{{pretrain}}_{{arch}}_lam{{lam}}.pt",
         history=f"{OUT}/training/emanet_{{pretrain}}_{{arch}}_lam{{lam}}.csv",
@@ -94,7 +95,7 @@ rule train_emanet:
         f"{OUT}/benchmarks/train_emanet/{{pretrain}}_{{arch}}_lam{{lam}}.tsv"
     shell:
         "spectbone train denoiser {params.bone} --model emanet --arch {wildcards.arch} --lam {wildcards.lam}"
-        " {params.init} --width {params.width} --epochs {params.epochs} --level-jitter {params.jitter}"
+        " {params.init} --estimator {input.estimator} --width {params.width} --epochs {params.epochs} --level-jitter {params.jitter}"
         " {params.common} --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history}"
         " --curve {params.curve} --threads {threads} --log {log}"
 
@@ -111,7 +112,7 @@ rule train_baseline:
         curve=history_stem,
         epochs=TR["epochs"]["baseline"],
         model=baseline_model_args,
-        common=train_args(),
+        common=baseline_train_args,
         bone=bone_args(),
     threads: TR["threads"]
     resources:

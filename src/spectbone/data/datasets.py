@@ -82,21 +82,52 @@ class PairedImageDataset(Dataset):
 
 
 class LesionDataset(Dataset):
-    """Original (not noised) grey images in [0, 1] with their binary lesion masks."""
+    """Original (not noised) grey images in [0, 1] with their binary lesion masks, whole or as patches.
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, flip: bool = True):
+    ``patch=None`` yields whole images. ``patch=P`` yields PxP crops (the segmenter is fully convolutional
+    and is applied to whole images at test time): a share ``lesion_share`` of the crops is placed around a
+    lesion pixel drawn uniformly from the image's mask (the pixel anywhere in the central half of the
+    crop), the rest anywhere, so the rare lesion pixels (well under 1 % of a scan) are seen often
+    without hiding the healthy uptake the network must not flag. Images without lesions always give
+    random crops. ``draws`` makes the dataset that many times longer (item j shows image j % N), so
+    one epoch can visit an image several times, each time with its own crop and flip.
+    """
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, flip: bool = True,
+                 patch: int | None = None, lesion_share: float = 0.5, draws: int = 1):
         self.images, self.masks = np.asarray(images, np.float32), np.asarray(masks, np.float32)
         self.seed, self.flip, self.epoch = int(seed), flip, 0
+        height, width = self.images.shape[-2:]
+        self.patch = None if patch is None or patch >= min(height, width) else int(patch)
+        self.lesion_share, self.draws = float(lesion_share), max(int(draws), 1)
+        self.lesion_pixels = [np.argwhere(m > 0) for m in self.masks]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) * self.draws
+
+    def _crop_origin(self, rng: np.random.Generator, index: int) -> tuple[int, int]:
+        p = self.patch
+        height, width = self.images.shape[-2:]
+        pixels = self.lesion_pixels[index]
+        if len(pixels) and rng.random() < self.lesion_share:
+            y, x = pixels[rng.integers(len(pixels))]
+            shift = rng.integers(-(p // 4), p // 4 + 1, size=2)  # the lesion pixel lies in the central half
+            top, left = y - p // 2 + shift[0], x - p // 2 + shift[1]
+        else:
+            top, left = rng.integers(0, height - p + 1), rng.integers(0, width - p + 1)
+        return int(np.clip(top, 0, height - p)), int(np.clip(left, 0, width - p))
 
     def __getitem__(self, j: int):
         rng = np.random.default_rng(noise_seed(self.seed, j, 0, self.epoch))
-        image, mask = self.images[j], self.masks[j]
+        index = j % len(self.images)
+        image, mask = self.images[index], self.masks[index]
+        if self.patch is not None:
+            top, left = self._crop_origin(rng, index)
+            window = np.s_[top:top + self.patch, left:left + self.patch]
+            image, mask = image[window], mask[window]
         if self.flip:
             image, mask = _flip(rng, image, mask)
         return {"image": _tensor(image / MAX_GREY), "mask": _tensor(mask)}

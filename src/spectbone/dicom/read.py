@@ -77,13 +77,6 @@ class NMImage:
         return iter((self.view, self.counts, self.pixel_spacing, self.dataset))
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def anonymise(value: str, salt: str) -> str:
     """First 12 hex digits of sha256(salt + value)."""

@@ -11,13 +11,14 @@ fixed-seed random front end for ablations. Nothing is downloaded and nothing fal
 
 from __future__ import annotations
 
-import hashlib
 import os
 from importlib.resources import files
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from spectbone.util.hashing import sha256_file
 
 VGG_KEYS = ("features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias")
 VGG_SHAPES = {"features.0.weight": (64, 3, 3, 3), "features.0.bias": (64,),
@@ -40,14 +41,6 @@ class VGG16Relu12(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def random_vgg16_relu1_2() -> VGG16Relu12:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.dicom.read import UNKNOWN, DicomRejected, anonymise, read_nm_images, sha256_file
+from spectbone.dicom.read import UNKNOWN, DicomRejected, anonymise, read_nm_images
+from spectbone.util.hashing import sha256_file
 from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.prep.convert")

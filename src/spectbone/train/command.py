@@ -105,19 +105,34 @@ def build_task(args, device):
         val = validation_pairs(vimages, args.seed)
     if args.task == "estimator":
         dataset.level_jitter = 0.0
-        return EstimatorTask(model, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
+        val = validation_pairs(vimages, args.seed, levels=tuple(range(5, 45, 5)))  # Table 6's levels, 5 included
+        task = EstimatorTask(model, val, args.lr, device, args.batch_size, window=args.patch)
+        meta.update(label_sigma=task.label_sigma, reg_weight=task.reg_weight, window=args.patch)
+        return task, kind, kwargs, meta, dataset
     if args.task == "wgan":
         critic = build_model("wgan_critic", channels=args.critic_width).to(device)
-        perceptual = losses.PerceptualLoss(args.vgg_weights).to(device)
+        perceptual = losses.PerceptualLoss(args.vgg_weights, channels="mean").to(device)  # WGAN-VGG's definition
         meta.update(vgg_weights=perceptual.weights_source, loss="wgan-gp + perceptual",
                     perceptual_weight=args.perceptual_weight)
         task = WGANTask(model, critic, perceptual, val, args.lr, device, args.batch_size, args.critic_steps,
-                        args.gp_weight, args.perceptual_weight)
+                        args.gp_weight, args.perceptual_weight, args.adversarial_weight, args.gan_warmup, args.patch)
+        meta.update(adversarial_weight=args.adversarial_weight, gan_warmup=args.gan_warmup)
         return task, kind, kwargs, meta, dataset
     lam = 0.0 if args.task == "pretrain" else args.lam
     loss_fn = losses.CompositeLoss(lam=lam, vgg_weights=args.vgg_weights).to(device)
-    meta.update(loss=f"composite lambda={lam:g}", lam=lam, vgg_weights=loss_fn.weights_source)
-    return DenoiserTask(model, loss_fn, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
+    meta.update(loss=f"composite lambda={lam:g}", lam=lam, vgg_weights=loss_fn.weights_source, patch=args.patch)
+    estimator = None
+    if args.estimator:
+        if kind != "emanet":
+            raise ValueError("--estimator feeds EMANet's level map; other denoisers take no map")
+        estimator, est_meta = load_model(args.estimator, map_location=device)
+        estimator.to(device).eval().requires_grad_(False)
+        meta["level_map"] = "stage-1 estimator on the whole noisy image (as at test time)"
+        log.info("level map from the stage-1 estimator %s (as at test time)", args.estimator)
+    elif kind == "emanet":
+        meta["level_map"] = "true level" + (f" +- N(0, {args.level_jitter:g})" if args.level_jitter else "")
+    task = DenoiserTask(model, loss_fn, val, args.lr, device, args.batch_size, estimator=estimator, patch=args.patch)
+    return task, kind, kwargs, meta, dataset
 
 
 def add_arguments(parser, verb):
@@ -139,7 +154,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--levels", default="1:50", help="training noise levels")
     parser.add_argument("--level-jitter", type=float, default=1.0)
     parser.add_argument("--lam", type=float, default=0.2, help="perceptual weight lambda of the composite loss")
-    parser.add_argument("--vgg-weights", default=None, help="torchvision-format VGG-16 state_dict")
+    parser.add_argument("--vgg-weights", default=None, help="VGG-16 of the perceptual loss: default the shipped ImageNet weights, a torchvision-format state_dict, or random (ablation)")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--samples-per-epoch", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -147,6 +162,11 @@ def add_arguments(parser, verb):
     parser.add_argument("--critic-steps", type=int, default=4)
     parser.add_argument("--gp-weight", type=float, default=10.0)
     parser.add_argument("--perceptual-weight", type=float, default=0.1)
+    parser.add_argument("--adversarial-weight", type=float, default=1e-3, help="WGAN: weight of the critic's term")
+    parser.add_argument("--gan-warmup", type=float, default=0.3, help="WGAN: share of steps on MSE + perceptual only")
+    parser.add_argument("--patch", type=int, default=None, help="train denoisers on random windows of this size")
+    parser.add_argument("--estimator", default=None,
+                        help="stage-1 estimator weights: EMANet's level map during training (as at test time)")
     parser.add_argument("--device", default="auto")
     add_common_arguments(parser, seed=True, threads=True)
 
@@ -158,11 +178,20 @@ def run(args):
     log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
              torch.get_num_threads())
     seed_everything(args.seed)
+    from spectbone.models.vgg import _resolve as resolve_vgg
+    from spectbone.train import checkpoint
+
+    # the files this run reads (the VGG file: the shipped default unless --vgg-weights names one or "random")
+    inputs = [args.split, args.preprocess_dir, args.pretrain_data, args.init, resolve_vgg(args.vgg_weights)[1],
+              getattr(args, "estimator", None)]
+    fingerprint = checkpoint.fingerprint(checkpoint.training_params(args), inputs, checkpoint.code_version())
+    log.info("fingerprint %s (code %s)", fingerprint["digest"], fingerprint["code_version"])
     task, kind, kwargs, meta, dataset = build_task(args, device)
+    meta["fingerprint"] = fingerprint["digest"]
     log.info("task=%s model=%s kwargs=%s samples=%d meta=%s", args.task, kind, kwargs, len(dataset), json.dumps(meta))
     best_state, history = fit(task, dataset, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch,
                               batch_size=args.batch_size, seed=args.seed, ckpt_dir=Path(args.ckpt_dir),
-                              device=device)
+                              device=device, fingerprint=fingerprint)
     from spectbone.models import save_model
 
     model = task.models[task.primary]

@@ -3,12 +3,13 @@
 Resuming: after every epoch the full state (weights, optimisers, best weights, history) goes to the
 checkpoint folder; each epoch re-seeds torch and the data from (seed, epoch), so a rerun after a
 kill continues from the last finished epoch and ends with the very weights an uninterrupted run gives.
+A checkpoint is resumed only when its fingerprint (params, inputs, code; see checkpoint.py) matches the
+run's; any other checkpoint is deleted unread and training starts fresh.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -19,18 +20,13 @@ from tqdm import tqdm
 
 from spectbone.data.datasets import epoch_order
 from spectbone.noise.poisson import noise_seed
+from spectbone.train.checkpoint import load_if_matching, save_checkpoint
 from spectbone.train.tasks import Task
 
 log = logging.getLogger("spectbone.train.engine")
 
 
 # ---------------------------------------------------------------- checkpoints
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _clone_state_dict(module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
@@ -41,15 +37,16 @@ def _batches_per_epoch(samples: int, batch_size: int) -> int:
 
 
 def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batch_size: int, seed: int,
-        ckpt_dir: Path, device) -> tuple[dict, pd.DataFrame]:
-    """Train `task` for `epochs`, resuming from `ckpt_dir/last.pt`; returns best weights and history."""
+        ckpt_dir: Path, device, fingerprint: dict) -> tuple[dict, pd.DataFrame]:
+    """Train `task` for `epochs`, resuming from `ckpt_dir/last.pt` only when it was made with `fingerprint`
+    (`checkpoint.fingerprint`: params, inputs, code); returns best weights and history."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / "last.pt"
     start, best, best_state, history = 0, float("inf"), None, []
     steps_per_epoch = _batches_per_epoch(samples_per_epoch or len(dataset), batch_size)
     task.set_total_steps(epochs * steps_per_epoch)
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+    state = load_if_matching(ckpt, fingerprint, device)
+    if state is not None:
         task.load_state_dict(state["task"])
         start, best, best_state, history = state["epoch"] + 1, state["best"], state["best_state"], state["history"]
         log.info("resuming from %s after epoch %d of %d", ckpt, start, epochs)
@@ -75,8 +72,8 @@ def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batc
         if val < best:
             best, best_state = val, _clone_state_dict(task.models[task.primary])
         log.info("epoch %d/%d %s", epoch + 1, epochs, " ".join(f"{k}={v:.5g}" for k, v in row.items()))
-        _atomic_save({"epoch": epoch, "best": best, "best_state": best_state, "history": history,
-                      "task": task.state_dict()}, ckpt)
+        save_checkpoint({"epoch": epoch, "best": best, "best_state": best_state, "history": history,
+                         "task": task.state_dict()}, ckpt, fingerprint)
     if best_state is None:  # zero epochs asked: keep the initial weights
         best_state = _clone_state_dict(task.models[task.primary])
     return best_state, pd.DataFrame(history)

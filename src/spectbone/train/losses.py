@@ -1,8 +1,8 @@
 """Losses of the paper (Sec. 1.2.3) and of the WGAN-VGG baseline.
 
 - :func:`mse_loss`: eq. 12.
-- :class:`PerceptualLoss`: eq. 13, MSE between VGG-16 relu1_2 features ("the first two layers") of
-  the denoised and clean images; grey images are replicated to 3 channels and normalised with the
+- :class:`PerceptualLoss`: eq. 13, squared VGG-16 relu1_2 feature difference ("the first two layers")
+  summed over channels, per pixel; grey images are replicated to 3 channels and normalised with the
   ImageNet mean/std; the VGG is frozen.
 - :class:`CompositeLoss`: eq. 14, ``(1 - lam) * MSE + lam * perceptual`` (paper lambda = 0.2).
 - :func:`critic_loss_wgan_gp`, :func:`generator_adversarial_loss`: WGAN with gradient penalty
@@ -33,14 +33,26 @@ class MSELoss(nn.Module):
 
 
 class PerceptualLoss(nn.Module):
-    """``PerceptualLoss(vgg_weights=None)``: MSE of VGG-16 relu1_2 features (paper eq. 13).
+    """``PerceptualLoss(vgg_weights=None)``: the paper's eq. 13 on VGG-16 relu1_2 features.
 
-    ``vgg_weights``: a torchvision-format VGG-16 state_dict file; None looks in the torch hub cache
-    and falls back to a fixed random front end (see :mod:`spectbone.models.vgg`).
+    L = 1/(w h) * sum_c sum_{x,y} (phi_c(output) - phi_c(target))^2 (averaged over the batch): the squared
+    feature difference is summed over the 64 channels, not averaged over them. phi is VGG-16 up to
+    relu1_2 on the grey image replicated to RGB and ImageNet-normalised; its ImageNet weights (Caffe
+    lineage) respond on the 0..255 input scale, so phi is divided by 255 (``FEATURE_UNIT``) to express
+    features per unit of the [0, 1] images the networks see, the unit of the MSE term.
+    ``vgg_weights``: None = the shipped ImageNet weights, a torchvision-format state_dict file, or
+    ``"random"`` for the labelled random-feature ablation (see :mod:`spectbone.models.vgg`).
+    ``channels="mean"`` averages over channels instead: WGAN-VGG's own definition (Yang et al. 2018,
+    1/(w h d)), used for that baseline.
     """
 
-    def __init__(self, vgg_weights: str | None = None):
+    FEATURE_UNIT = 255.0
+
+    def __init__(self, vgg_weights: str | None = None, channels: str = "sum"):
         super().__init__()
+        if channels not in ("sum", "mean"):
+            raise ValueError(f"channels must be 'sum' (paper eq. 13) or 'mean' (WGAN-VGG), got {channels!r}")
+        self.channels = channels
         self.vgg, self.weights_source = load_vgg16_relu1_2(vgg_weights)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -53,12 +65,13 @@ class PerceptualLoss(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return self.vgg((x - self.mean) / self.std)
+        return self.vgg((x - self.mean) / self.std) / self.FEATURE_UNIT
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target_feat = self.features(target)
-        return F.mse_loss(self.features(output), target_feat)
+        squared = (self.features(output) - target_feat).pow(2)
+        return squared.sum(dim=1).mean() if self.channels == "sum" else squared.mean()
 
 
 class CompositeLoss(nn.Module):

@@ -109,42 +109,99 @@ class Task:
         raise NotImplementedError
 
 
-class DenoiserTask(Task):
-    """Denoised = model(noisy, level map); loss on the denoised image against the clean one."""
+def random_patches(patch: int | None, *images: torch.Tensor) -> list[torch.Tensor]:
+    """The same random ``patch`` x ``patch`` window of each image of a batch (one window per sample).
 
-    def __init__(self, model, loss_fn, val, lr, device, batch_size):
+    Noise is drawn on the whole image before cropping, so patches carry the test-time noise statistics.
+    Offsets come from torch's generator, which the engine seeds per epoch.
+    """
+    size = images[0].shape[-1]
+    if not patch or patch >= size:
+        return list(images)
+    n, rows = images[0].shape[0], images[0].shape[-2]
+    tops = torch.randint(0, rows - patch + 1, (n,)).tolist()
+    lefts = torch.randint(0, size - patch + 1, (n,)).tolist()
+    return [torch.stack([img[i, :, t:t + patch, l:l + patch] for i, (t, l) in enumerate(zip(tops, lefts))])
+            for img in images]
+
+
+class DenoiserTask(Task):
+    """Denoised = model(noisy, level map); loss on the denoised image against the clean one.
+
+    ``estimator`` (frozen stage-1 network): when given, the level map is the estimator's sigma on the
+    whole noisy image, exactly what the denoiser receives at test time, in training and validation;
+    otherwise the true level (pretraining pairs, baselines, which ignore the map). ``patch``: train on
+    random windows of the whole noisy image.
+    """
+
+    def __init__(self, model, loss_fn, val, lr, device, batch_size, estimator=None, patch: int | None = None):
         super().__init__({"model": model}, lr)
         self.loss_fn, self.val, self.device, self.batch_size = loss_fn, val, device, batch_size
+        self.estimator, self.patch = estimator, patch
+
+    @torch.no_grad()
+    def map_levels(self, noisy: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+        """sigma/255 per sample: the estimator's on the whole image, else the level given."""
+        if self.estimator is None:
+            return given.to(noisy)
+        return self.estimator.sigma_from_logits(self.estimator(noisy)).to(noisy) / MAX_GREY
 
     def step(self, batch):
         noisy, clean = batch["noisy"].to(self.device), batch["clean"].to(self.device)
-        out = self.models["model"](noisy, level_plane(batch["map_level"], noisy))
+        levels = self.map_levels(noisy, batch["map_level"])
+        noisy, clean = random_patches(self.patch, noisy, clean)
+        out = self.models["model"](noisy, level_plane(levels, noisy))
         return self.optimise(self.loss_fn(out, clean))
 
     @torch.no_grad()
     def validate(self):
-        """Validation MSE in [0,1] units (lower is better; PSNR is monotone in it)."""
+        """Validation MSE in [0,1] units on whole images (lower is better; PSNR is monotone in it)."""
         model = self.models[self.primary]
         noisy, clean, levels = self.val
         total = 0.0
         for i in range(0, len(noisy), self.batch_size):
             n = noisy[i:i + self.batch_size].to(self.device)
-            lv = levels[i:i + self.batch_size].float() / MAX_GREY
+            lv = self.map_levels(n, levels[i:i + self.batch_size].float() / MAX_GREY)
             out = model(n, level_plane(lv, n))
             total += float(F.mse_loss(out, clean[i:i + self.batch_size].to(self.device), reduction="sum"))
         return total / clean.numel()
 
 
 class EstimatorTask(Task):
-    """Cross-entropy over the 50 level classes; validation = mean absolute error of the sigma estimate."""
+    """Cross-entropy over the 50 level classes; validation = mean absolute error of the sigma estimate.
 
-    def __init__(self, model, val, lr, device, batch_size):
+    The cross-entropy's target is soft: a Gaussian of width ``label_sigma`` levels around the true
+    level (neighbouring levels are near-identical images, so a one-hot target mostly teaches noise);
+    ``label_sigma=0`` is the paper's one-hot target. ``reg_weight`` adds a Huber term on the sigma
+    estimate itself (the expectation over the classes, in grey levels), the quantity Table 6 scores.
+    ``window``: the network's U-Net sees random windows of this size in training (its global noise
+    statistics always the whole image); validation and inference use whole images.
+    """
+
+    def __init__(self, model, val, lr, device, batch_size, label_sigma: float = 1.5, reg_weight: float = 0.1,
+                 reg_beta: float = 1.0, window: int | None = None):
         super().__init__({"model": model}, lr)
         self.val, self.device, self.batch_size = val, device, batch_size
+        self.label_sigma, self.reg_weight, self.reg_beta = float(label_sigma), float(reg_weight), float(reg_beta)
+        self.window = window
+
+    def loss(self, logits: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Soft-target cross-entropy over levels 1..n plus ``reg_weight`` x Huber(expected sigma, level)."""
+        model = self.models["model"]
+        if self.label_sigma > 0:
+            classes = model.levels.to(logits.device)
+            target = torch.softmax(-0.5 * ((classes[None] - level.float()[:, None]) / self.label_sigma) ** 2, dim=1)
+            loss = -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+        else:
+            loss = F.cross_entropy(logits.float(), level - 1)
+        if self.reg_weight:
+            loss = loss + self.reg_weight * F.smooth_l1_loss(model.sigma_from_logits(logits), level.float(),
+                                                             beta=self.reg_beta)
+        return loss
 
     def step(self, batch):
-        logits = self.models["model"](batch["noisy"].to(self.device))
-        return self.optimise(F.cross_entropy(logits, (batch["level"] - 1).to(self.device)))
+        logits = self.models["model"](batch["noisy"].to(self.device), window=self.window)
+        return self.optimise(self.loss(logits, batch["level"].to(self.device)))
 
     @torch.no_grad()
     def validate(self):
@@ -156,37 +213,55 @@ class EstimatorTask(Task):
 
 
 class WGANTask(Task):
-    """WGAN-VGG (Yang et al. 2018): critic with gradient penalty, generator = adversarial + perceptual."""
+    """WGAN-VGG (Yang et al. 2018): critic with gradient penalty, generator = adversarial + perceptual.
+
+    Made stable the usual way: the residual generator starts as the identity and is warm-started on
+    MSE + perceptual for the first ``warmup`` share of the steps before the critic's term joins;
+    Adam with betas (0.5, 0.9) for both networks (Gulrajani et al.), gradient penalty 10, several
+    critic steps per generator step. The MSE term stays in the generator loss so the adversarial
+    term sharpens the image without drifting from it.
+    """
 
     primary = "generator"
 
     def __init__(self, generator, critic, perceptual, val, lr, device, batch_size, critic_steps, gp_weight,
-                 perceptual_weight):
+                 perceptual_weight, adversarial_weight=1e-3, warmup=0.3, patch: int | None = None):
         from spectbone.train import losses
 
-        super().__init__({"generator": generator, "critic": critic}, lr)
+        super().__init__({"generator": generator, "critic": critic}, lr,
+                         betas={"generator": (0.5, 0.9), "critic": (0.5, 0.9)})
         self.losses, self.perceptual, self.val = losses, perceptual, val
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size, self.estimator, self.patch = device, batch_size, None, patch
         self.critic_steps, self.gp_weight, self.perceptual_weight = critic_steps, gp_weight, perceptual_weight
+        self.adversarial_weight, self.warmup, self.total_steps = adversarial_weight, warmup, 1
+
+    def set_total_steps(self, total: int) -> None:
+        super().set_total_steps(total)
+        self.total_steps = max(int(total), 1)
 
     def step(self, batch):
         gen, critic = self.models["generator"], self.models["critic"]
-        noisy, clean = batch["noisy"].to(self.device), batch["clean"].to(self.device)
-        for _ in range(self.critic_steps):
-            self.optimizers["critic"].zero_grad(set_to_none=True)  # fresh gradients every critic step
-            with torch.no_grad():
-                fake = gen(noisy)
-            d_loss = self.losses.critic_loss_wgan_gp(critic, clean, fake, gp_weight=self.gp_weight)
-            d_loss.backward()
-            self.optimizers["critic"].step()
+        noisy, clean = random_patches(self.patch, batch["noisy"].to(self.device), batch["clean"].to(self.device))
+        adversarial = self.steps_done >= self.warmup * self.total_steps
+        d_loss = torch.zeros(())
+        if adversarial:
+            for _ in range(self.critic_steps):
+                self.optimizers["critic"].zero_grad(set_to_none=True)  # fresh gradients every critic step
+                with torch.no_grad():
+                    fake = gen(noisy)
+                d_loss = self.losses.critic_loss_wgan_gp(critic, clean, fake, gp_weight=self.gp_weight)
+                d_loss.backward()
+                self.optimizers["critic"].step()
         self.optimizers["generator"].zero_grad(set_to_none=True)
         fake = gen(noisy)
-        g_adv = self.losses.generator_adversarial_loss(critic, fake)
-        g_loss = g_adv + self.perceptual_weight * self.perceptual(fake, clean)
+        g_loss = self.losses.mse_loss(fake, clean) + self.perceptual_weight * self.perceptual(fake, clean)
+        if adversarial:
+            g_loss = g_loss + self.adversarial_weight * self.losses.generator_adversarial_loss(critic, fake)
         g_loss.backward()
         self.optimizers["generator"].step()
         return {"loss": float(g_loss), "critic_loss": float(d_loss)}
 
+    map_levels = DenoiserTask.map_levels
     validate = DenoiserTask.validate  # scores the generator (the primary model)
 
 
