@@ -15,7 +15,7 @@ rule train_estimator:
         curve=history_stem,
         epochs=TR["epochs"]["estimator"],
         width=TR["widths"]["estimator"],
-        common=train_args(),
+        common=train_args(lr=TR["estimator_lr"]),
         bone=bone_args(),
     threads: TR["threads"]
     resources:

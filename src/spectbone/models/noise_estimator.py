@@ -7,24 +7,29 @@ Class index k (0..n_levels-1) is noise level k+1 grey levels (levels 1..50 on th
 Trained with cross-entropy; the sigma estimate is the expectation of the level under the softmax.
 
 Additions the paper leaves open (``noise_features=True``, the default; ``False`` is the bare
-network above, which on a CPU budget does not learn: the noise is a tiny perturbation of the
-image, and the global average of ReLU features follows the image, not the noise):
+network above, which on a CPU budget does not learn: the noise is a small perturbation of the
+image, and the global average of ReLU features follows the anatomy, not the noise):
 
-- A fixed high-pass residual ``r`` of the noisy image (Immerkaer's 3x3 Laplacian-difference
-  kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] / 6; unit gain on white noise, almost blind to smooth
-  anatomy). The level is defined by the image's own mean (k = mean / sigma^2, DESIGN.md "Noise
-  model"), so the U-Net sees the image divided by its own mean and ``r`` divided by its own RMS:
-  two scale-free channels (where the noise sits and what the residual looks like).
-- Global noise statistics of the whole image, in grey levels: the log RMS of ``r`` over the
-  interior (pooled squared responses: the total noise RMS, i.e. the added noise plus the
-  acquisition's own Poisson noise plus a little anatomy) and the log mean intensity. These go
-  through a small MLP and, raw, into the final FC beside the U-Net's GAP features, so the head can
-  take the image's own acquisition noise off the total (it grows with the image's mean).
-- The classes and the output are the paper's (50 levels, cross-entropy, expectation); the training
-  loss (``EstimatorTask``) uses soft Gaussian targets over neighbouring levels plus a Huber term on
-  the expectation.
+- A fixed high-pass residual ``r`` of the noisy image (Immerkaer's 3x3 kernel
+  [[1,-2,1],[-2,4,-2],[1,-2,1]] / 6: unit gain on white noise, nearly blind to the smooth
+  anatomy of a bone scan). The level is defined by the image's own mean (k = mean / sigma^2,
+  DESIGN.md "Noise model"), so the U-Net sees two scale-free channels: the image divided by its
+  own mean and ``r`` divided by its own RMS.
+- Global noise statistics of the whole image, in grey levels: log RMS of ``r`` over the interior
+  (global pooling of squared responses: the total noise RMS, i.e. the added noise plus the
+  scan's own Poisson noise) and log mean intensity. They enter the head through a small MLP and
+  raw, beside the U-Net's GAP features: the head has to take the scan's own acquisition noise
+  (RMS of 3 to 13 grey levels on the phantom cohort at 128 px, growing with the mean) off the total.
+- A level head (``level_head=True``): log sigma regressed from the same features adds a Gaussian
+  bump in log-level to the FC's 50 logits. It starts as "sigma = RMS of the residual" (and the FC
+  at zero), a classical estimator that short runs only have to correct. The outputs stay the
+  paper's: 50 class logits, cross-entropy, sigma = expectation under the softmax.
+- ``forward(noisy, window=w)`` (training): the U-Net runs on a random w x w window of each image
+  while the statistics still come from the whole image; inference always takes whole images.
+- Trained (``EstimatorTask``) with soft Gaussian targets over neighbouring levels plus a Huber
+  term on the expected sigma.
 
-Works on whole images (the level depends on the whole image's mean); H and W divisible by 4.
+H and W divisible by 4. The global level depends on the whole image's mean: estimate on whole images.
 """
 
 from __future__ import annotations
@@ -41,12 +46,12 @@ N_STATS = 2  # log RMS of the high-pass residual, log mean intensity (grey level
 
 
 class NoiseEstimator(nn.Module):
-    """``NoiseEstimator(base=32, n_levels=50, in_ch=1, use_rdc=True, noise_features=True, stats_hidden=32)``:
-    [B,in_ch,H,W] in [0,1] -> logits [B,n_levels].
+    """``NoiseEstimator(base=32, n_levels=50, in_ch=1, use_rdc=True, noise_features=True, stats_hidden=32,
+    level_head=True)``: [B,in_ch,H,W] in [0,1] -> logits [B,n_levels].
 
     H and W must be divisible by 4. ``use_rdc=False`` swaps the RDC blocks for plain ConvBlocks;
-    ``noise_features=False`` drops the residual channel and the global noise statistics (the bare
-    paper network).
+    ``noise_features=False`` drops the residual channel, the global noise statistics and the level
+    head (the bare paper network); ``level_head=False`` keeps the features but only the FC's logits.
     """
 
     def __init__(self, base: int = 32, n_levels: int = 50, in_ch: int = 1, use_rdc: bool = True,
@@ -55,7 +60,7 @@ class NoiseEstimator(nn.Module):
         self.n_levels, self.noise_features = n_levels, bool(noise_features)
         block = RDCBlock if use_rdc else ConvBlock
         b = base
-        self.enc0 = block(in_ch + (1 if self.noise_features else 0), b)
+        self.enc0 = block(in_ch * (2 if self.noise_features else 1), b)
         self.enc1 = block(b, 2 * b)
         self.bottleneck = block(2 * b, 4 * b)
         self.pool = nn.MaxPool2d(2)
