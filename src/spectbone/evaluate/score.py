@@ -114,8 +114,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--segmenter", help="segmentation weights")
     parser.add_argument("--masks", help="npz of predicted masks for Fig. 15 (segmentation)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--device", default="auto")
-    add_common_arguments(parser, threads=True)
+    add_common_arguments(parser, threads=True, device=True)
 
 
 def run(args):

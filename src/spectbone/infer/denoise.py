@@ -104,8 +104,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--model", required=True, help="EMANet weights (models/emanet_*.pt)")
     parser.add_argument("--estimator", help="stage-1 weights (models/estimator.pt); needed unless --level")
     parser.add_argument("--level", type=float, default=None, help="noise level in grey levels (skip estimation)")
-    parser.add_argument("--device", default="auto")
-    add_common_arguments(parser, threads=True)
+    add_common_arguments(parser, threads=True, device=True)
 
 
 def run(args):

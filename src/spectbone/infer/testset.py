@@ -94,8 +94,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--nm1", default="auto", help="NM1 DICOM path (nm1); auto = pydicom-data JPEG-LL.dcm")
     parser.add_argument("--size", type=int, default=256, help="crop size (nm1)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--device", default="auto")
-    add_common_arguments(parser, threads=True)
+    add_common_arguments(parser, threads=True, device=True)
 
 
 def run(args):

@@ -167,8 +167,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--patch", type=int, default=None, help="train denoisers on random windows of this size")
     parser.add_argument("--estimator", default=None,
                         help="stage-1 estimator weights: EMANet's level map during training (as at test time)")
-    parser.add_argument("--device", default="auto")
-    add_common_arguments(parser, seed=True, threads=True)
+    add_common_arguments(parser, seed=True, threads=True, device=True)
 
 
 def run(args):

@@ -53,7 +53,11 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def add_common_arguments(parser, *, log: bool = True, seed: bool = False, threads: bool = False) -> None:
+def add_common_arguments(parser, *, log: bool = True, seed: bool = False, threads: bool = False,
+                         device: bool = False) -> None:
+    """The arguments many verbs share: --log, and on request --seed, --threads, --device."""
+    if device:
+        parser.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
     if log:
         parser.add_argument("--log", help="log file (the rule's log:)")
     if seed:
