@@ -102,7 +102,7 @@ class Task:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": float(loss)}
+        return {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -259,7 +259,7 @@ class WGANTask(Task):
             g_loss = g_loss + self.adversarial_weight * self.losses.generator_adversarial_loss(critic, fake)
         g_loss.backward()
         self.optimizers["generator"].step()
-        return {"loss": float(g_loss), "critic_loss": float(d_loss)}
+        return {"loss": float(g_loss.detach()), "critic_loss": float(d_loss.detach())}
 
     map_levels = DenoiserTask.map_levels
     validate = DenoiserTask.validate  # scores the generator (the primary model)
