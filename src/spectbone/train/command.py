@@ -9,7 +9,9 @@ Tasks (the first argument of `spectbone train`):
 
 Resuming: after every epoch the full state (weights, optimisers, best weights, history) goes to
 `--ckpt-dir`; each epoch re-seeds torch and the data from (seed, epoch), so a rerun after a kill
-continues from the last finished epoch and ends with the very weights an uninterrupted run gives.
+continues from the last finished epoch and ends with the very weights an uninterrupted run gives,
+but only when the checkpoint's fingerprint (these arguments, the sha256 of every input, the code)
+matches: anything else starts fresh (see :mod:`spectbone.train.checkpoint`).
 Only the best-on-validation weights are written to `--out` (the rule's declared output).
 """
 
