@@ -33,6 +33,7 @@ from spectbone.train.tasks import DenoiserTask, EstimatorTask, SegmenterTask, WG
 from spectbone.util.runtime import add_common_arguments, pick_device, seed_everything, set_threads, setup_logging
 
 log = logging.getLogger("spectbone.train.command")
+SEGMENTER_LESION_SHARE = 0.5  # share of the segmenter's training windows placed on a lesion
 
 
 # ---------------------------------------------------------------- assembling a run
@@ -96,7 +97,13 @@ def build_task(args, device):
         _, vmasks = load_truth(args.preprocess_dir, vids)
         if masks is None or vmasks is None:
             raise ValueError("segmentation needs lesion masks (preprocess --truth); none found")
-        dataset = LesionDataset(images, masks, args.seed)
+        # windows (--patch, else half the image side; a multiple of 16 for the U-Net), half of them on a
+        # lesion; `draws` windows per image and epoch, so that one epoch holds samples_per_epoch distinct ones
+        patch = max(16, (args.patch or min(images.shape[-2:]) // 2) // 16 * 16)
+        draws = -(-(args.samples_per_epoch or len(images)) // len(images))
+        dataset = LesionDataset(images, masks, args.seed, patch=patch, lesion_share=SEGMENTER_LESION_SHARE,
+                                draws=draws)
+        meta.update(loss="BCE + Tversky (FP 0.3, FN 0.7)", patch=dataset.patch, lesion_share=SEGMENTER_LESION_SHARE)
         val = (torch.from_numpy(vimages / MAX_GREY).float()[:, None], torch.from_numpy(vmasks).float()[:, None])
         return SegmenterTask(model, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
     if args.task != "pretrain":

@@ -126,3 +126,21 @@ def critic_loss_wgan_gp(critic: nn.Module, real: torch.Tensor, fake: torch.Tenso
 def generator_adversarial_loss(critic: nn.Module, fake: torch.Tensor) -> torch.Tensor:
     """Generator's adversarial term -E[D(G(z))]."""
     return -critic(fake).mean()
+
+
+def lesion_segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, fp_weight: float = 0.3,
+                             fn_weight: float = 0.7, smooth: float = 1.0) -> torch.Tensor:
+    """Lesion segmentation (Table 8): pixel BCE + Tversky loss, soft counts pooled over the batch.
+
+    Lesions are well under 1 % of a scan's pixels, so BCE alone settles on "no lesion"; the Tversky
+    term (Salehi et al. 2017) scores the overlap itself, 1 - (TP + s) / (TP + a FP + b FN + s) with
+    soft counts summed over the whole batch (so windows without a lesion still add their false
+    alarms). b > a weighs a missed lesion pixel above a false alarm, which evens out precision and
+    recall at Table 8's fixed threshold 0.5; a = b = 0.5 is the soft Dice loss.
+    """
+    prob = torch.sigmoid(logits)
+    tp = (prob * mask).sum()
+    fp = (prob * (1 - mask)).sum()
+    fn = ((1 - prob) * mask).sum()
+    tversky = 1 - (tp + smooth) / (tp + fp_weight * fp + fn_weight * fn + smooth)
+    return F.binary_cross_entropy_with_logits(logits, mask) + tversky

@@ -266,17 +266,18 @@ class WGANTask(Task):
 
 
 class SegmenterTask(Task):
-    """Binary lesion segmentation: BCE + soft Dice (lesions are a tiny share of pixels)."""
+    """Binary lesion segmentation: BCE + Tversky (``losses.lesion_segmentation_loss``).
+
+    Trained on windows (``LesionDataset`` with ``patch``, many centred on lesions), validated like
+    Table 8 applies it: on the whole validation images, the loss's soft counts pooled over all of them.
+    """
 
     def __init__(self, model, val, lr, device, batch_size):
+        from spectbone.train.losses import lesion_segmentation_loss
+
         super().__init__({"model": model}, lr)
         self.val, self.device, self.batch_size = val, device, batch_size
-
-    @staticmethod
-    def loss(logits, mask):
-        prob = torch.sigmoid(logits)
-        dice = 1 - (2 * (prob * mask).sum() + 1) / (prob.sum() + mask.sum() + 1)
-        return F.binary_cross_entropy_with_logits(logits, mask) + dice
+        self.loss = lesion_segmentation_loss
 
     def step(self, batch):
         logits = self.models["model"](batch["image"].to(self.device))
@@ -286,7 +287,6 @@ class SegmenterTask(Task):
     def validate(self):
         images, masks = self.val
         model = self.models["model"]
-        losses = [float(self.loss(model(images[i:i + self.batch_size].to(self.device)),
-                                  masks[i:i + self.batch_size].to(self.device)))
-                  for i in range(0, len(images), self.batch_size)]
-        return float(np.mean(losses))
+        logits = torch.cat([model(images[i:i + self.batch_size].to(self.device)).cpu()
+                            for i in range(0, len(images), self.batch_size)])
+        return float(self.loss(logits, masks))
