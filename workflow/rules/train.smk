@@ -143,7 +143,7 @@ rule train_segmenter:
         curve=history_stem,
         epochs=TR["epochs"]["segmenter"],
         width=TR["widths"]["segmenter"],
-        common=train_args(),
+        common=train_args(lr=TR["segmenter_lr"]),
         bone=bone_args(),
     threads: TR["threads"]
     resources:
