@@ -32,6 +32,22 @@ def test_ssim_identity_and_order():
     assert ssim(x, y) == pytest.approx((2 * 100 * 120 + c1) / (100**2 + 120**2 + c1), rel=1e-6)
 
 
+def test_ssim_is_wang_gaussian_window_with_population_covariance():
+    """Wang et al. (2004) by hand: Gaussian weights sigma 1.5 (11 x 11), biased (population) moments."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(2)
+    a = rng.uniform(0, 255, (40, 40))
+    b = a + rng.normal(0, 30, a.shape)
+    g = lambda x: gaussian_filter(x, 1.5, truncate=3.5)  # noqa: E731 - the window, as a filter
+    mu_a, mu_b = g(a), g(b)
+    var_a, var_b, cov = g(a * a) - mu_a**2, g(b * b) - mu_b**2, g(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    assert ssim(a, b) == pytest.approx(s[5:-5, 5:-5].mean(), rel=1e-6)
+    assert 0.0 < ssim(a[:8, :8], b[:8, :8]) < 1.0  # under 11 pixels: the uniform-window fallback
+
+
 def test_noise_region_ssim_uses_only_the_box():
     rng = np.random.default_rng(1)
     a = rng.uniform(0, 255, (40, 40))

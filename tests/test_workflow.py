@@ -45,7 +45,7 @@ PAPER_COLUMNS = {
     3: ["psnr", "ssim", "psnr_truth", "ssim_truth", "paper_psnr", "paper_ssim"],
     4: ["psnr", "ssim", "paper_psnr", "paper_ssim"],
     5: ["psnr", "ssim", "paper_psnr", "paper_ssim"],
-    6: [f"{m}_{q}" for m in ["HBNE", "DWTNE", "Ours"] for q in ["estimate", "rmse"]],
+    6: ["true_noise"] + [f"{m}_{q}" for m in ["HBNE", "DWTNE", "Ours"] for q in ["estimate", "sd", "rmse", "rmse_true"]],
     7: ["method", "noise_level", "psnr", "ssim", "psnr_truth", "ssim_truth", "paper_psnr", "paper_ssim"],
     8: ["precision", "iou", "recall", "paper_precision", "paper_iou", "paper_recall"],
 }
@@ -72,6 +72,16 @@ def test_table_has_paper_rows_columns_and_finite_numbers(dag_run, n):
         noisy = df[df["method"] == "Noisy"].set_index("noise_level")["psnr"]
         assert abs(noisy[20] - 20 * np.log10(255 / 20)) < 0.5  # the noise model holds on real test images
     assert "paper" in md.read_text().lower() or n == 7
+    if n >= 3:  # one computed sentence on whether the paper's trend reproduces, first under the table
+        first_note = md.read_text().split("\n- ", 1)[1]
+        assert "reproduce" in first_note or "paper" in first_note
+
+
+def test_blind_table_and_paper_notes(dag_run):
+    blind = pd.read_csv(OUT / "tables" / "table_blind.csv")
+    assert blind["method"].tolist()[0] == "Original" and np.isfinite(blind["psnr_truth"]).all()
+    notes = (OUT / "paper_notes.md").read_text()
+    assert "Table 4" in notes and "Table 8" in notes
 
 
 @pytest.mark.parametrize("f", ["07", "08", "09", "10", "11", "12", "13", "14", "15"])

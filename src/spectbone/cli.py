@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "table": ("spectbone.paper.tables", "write one paper table (CSV + Markdown) beside the paper's values"),
     "figure": ("spectbone.paper.figures", "draw one paper figure (PNG + PDF)"),
     "claims": ("spectbone.paper.claims", "check the paper's claims against our tables"),
+    "paper-notes": ("spectbone.paper.inconsistencies", "where the paper's own numbers disagree with each other"),
     "provenance": ("spectbone.paper.provenance", "provenance.json: data, pretraining, VGG weights, versions, commit"),
     "params": ("spectbone.paper.params", "parameter count per network"),
     "bench": ("spectbone.bench.command", "benchmarks: training speed vs matmul peak, loader, BM3D"),

@@ -109,8 +109,9 @@ def get_final_outputs():
     outputs = expand(f"{OUT}/tables/table{{n}}.csv", n=TABLES)
     outputs += expand(f"{OUT}/figures/fig{{f}}.png", f=FIGURES)
     outputs += [f"{OUT}/claims.md", f"{OUT}/tables/params.csv", f"{OUT}/tables/training.csv"]
-    outputs += [f"{OUT}/provenance.json"]
+    outputs += [f"{OUT}/provenance.json", f"{OUT}/paper_notes.md"]
     if SYNTHETIC:
+        outputs += [f"{OUT}/tables/table_blind.csv"]
         outputs += [f"{OUT}/tables/phantom_vs_nm1.csv", f"{OUT}/figures/phantom_vs_nm1.png",
                     f"{OUT}/tables/preprocessing.csv"]
     return outputs
@@ -187,6 +188,10 @@ def table_settings():
         "seed": config["seed"],
     }
     return f"'{json.dumps(settings, separators=(',', ':'))}'"
+
+
+# preprocessing scored against the phantom's labels (crop boxes, screening): only where truth exists
+PREPROCESS_EVALS = [f"{OUT}/preprocess/crop_eval.csv", f"{OUT}/preprocess/screening_eval.csv"] if TRUTH else []
 
 
 def evals(methods):

@@ -26,6 +26,7 @@ rule preprocess:
         truth=[TRUTH] if TRUTH else [],
     output:
         table=f"{OUT}/preprocess/preprocess.csv",
+        evals=PREPROCESS_EVALS,
     params:
         out=output_dir,
         size=config["data"]["image_size"],

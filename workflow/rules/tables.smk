@@ -18,29 +18,54 @@ for _n, _category in TABLE_CATEGORY.items():
         params:
             n=_n,
             settings=table_settings(),
-            results=results_dir,
         conda:
             CONDA_ENV
         log:
             f"{OUT}/logs/table/table{_n}.log",
         shell:
-            "spectbone table {params.n} --results-dir {params.results} --settings {params.settings} --out {output.csv} --log {log}"
+            "spectbone table {params.n} --inputs {input} --settings {params.settings} --out {output.csv} --log {log}"
+
+
+rule table_blind:
+    input:
+        TABLE_INPUTS[7],
+    output:
+        csv=report(f"{OUT}/tables/table_blind.csv", caption="../report/table_blind.rst", category="Denoising"),
+        md=f"{OUT}/tables/table_blind.md",
+    params:
+        settings=table_settings(),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/table/table_blind.log",
+    shell:
+        "spectbone table blind --inputs {input} --settings {params.settings} --out {output.csv} --log {log}"
+
+
+rule paper_notes:
+    output:
+        report(f"{OUT}/paper_notes.md", caption="../report/paper_notes.rst", category="Claims"),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/paper_notes/paper_notes.log",
+    shell:
+        "spectbone paper-notes --out {output} --log {log}"
 
 
 rule preprocessing_table:
     input:
-        f"{OUT}/preprocess/preprocess.csv",
+        [f"{OUT}/preprocess/preprocess.csv"] + PREPROCESS_EVALS,
     output:
         report(f"{OUT}/tables/preprocessing.csv", caption="../report/preprocessing.rst", category="Data"),
     params:
         settings=table_settings(),
-        results=results_dir,
     conda:
         CONDA_ENV
     log:
         f"{OUT}/logs/preprocessing_table/preprocessing.log",
     shell:
-        "spectbone table preprocessing --results-dir {params.results} --settings {params.settings} --out {output} --log {log}"
+        "spectbone table preprocessing --inputs {input} --settings {params.settings} --out {output} --log {log}"
 
 
 rule claims:
@@ -61,17 +86,16 @@ rule claims:
 
 rule training_summary:
     input:
+        models=expand(f"{OUT}/models/{{name}}.pt", name=trained_models()),
         histories=expand(f"{OUT}/training/{{name}}.csv", name=trained_models()),
     output:
         report(f"{OUT}/tables/training.csv", caption="../report/training.rst", category="Training"),
-    params:
-        results=results_dir,
     conda:
         CONDA_ENV
     log:
         f"{OUT}/logs/training_summary/training_summary.log",
     shell:
-        "spectbone table training --results-dir {params.results} --out {output} --log {log}"
+        "spectbone table training --inputs {input} --out {output} --log {log}"
 
 
 rule params_table:

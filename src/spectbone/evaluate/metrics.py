@@ -1,7 +1,9 @@
 """Image-quality metrics on grey-level images (0..255) and a bootstrap confidence interval.
 
-PSNR = 10 log10(255^2 / MSE); SSIM is scikit-image's (7 x 7 uniform window, K1 = 0.01, K2 = 0.03)
-with data_range = 255; RMSE in grey levels. Images are compared as floats: nothing is clipped or
+PSNR = 10 log10(255^2 / MSE); SSIM is Wang et al.'s (2004): a Gaussian window of sigma 1.5 (11 x 11),
+population covariances, K1 = 0.01, K2 = 0.03, data_range = 255 (scikit-image with
+``gaussian_weights=True, use_sample_covariance=False``); regions smaller than 11 pixels fall back to
+the largest odd uniform window that fits. RMSE in grey levels. Images are compared as floats: nothing is clipped or
 rounded (DESIGN.md, noise model). Argument order is (reference, test) throughout.
 """
 
@@ -32,14 +34,20 @@ def psnr(ref, test, data_range: float = DATA_RANGE) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=data_range))
 
 
-def ssim(ref, test, data_range: float = DATA_RANGE, win_size: int | None = None) -> float:
+SSIM_SIGMA = 1.5
+SSIM_WINDOW = 11  # skimage's Gaussian window for sigma 1.5 (truncated at 3.5 sigma)
+
+
+def ssim(ref, test, data_range: float = DATA_RANGE) -> float:
+    """Mean SSIM with Wang et al.'s Gaussian window (uniform odd window on regions under 11 pixels)."""
     from skimage.metrics import structural_similarity
 
     a, b = _pair(ref, test)
-    if win_size is None:
-        win_size = min(7, min(a.shape))
-        win_size -= (win_size + 1) % 2  # odd
-    return float(structural_similarity(a, b, data_range=data_range, win_size=win_size))
+    if min(a.shape) >= SSIM_WINDOW:
+        return float(structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=SSIM_SIGMA,
+                                           use_sample_covariance=False))
+    win_size = min(a.shape) - (min(a.shape) + 1) % 2  # largest odd window that fits
+    return float(structural_similarity(a, b, data_range=data_range, win_size=win_size, use_sample_covariance=False))
 
 
 def noise_region_ssim(a, b, box: tuple[int, int, int, int], data_range: float = DATA_RANGE) -> float:

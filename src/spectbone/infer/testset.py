@@ -68,20 +68,28 @@ def infer_bm3d(method: str, testset, chunk: str) -> dict:
 
 
 def noise_estimates(estimator_path, testset, device) -> pd.DataFrame:
-    """Table 6's raw numbers: every estimator on every noisy test image."""
+    """Table 6's raw numbers: every estimator on every noisy test image.
+
+    ``true_noise``: the RMS of (noisy - truth) in grey levels where the phantom's truth is known: the
+    image's whole noise (the original's own plus the added level), which an estimator actually sees;
+    NaN without truth.
+    """
     from spectbone.models import load_model
     from spectbone.noise.estimators import dwtne, hbne
 
     estimator, _ = load_model(estimator_path, map_location=device)
     estimator.to(device)
+    truth = testset.get("truth")
     rows = []
     for li, level in enumerate(tqdm(testset["levels"], desc="noise estimates", unit="level")):
         ours = estimate_levels(estimator, testset["noisy"][li], device)
         for n, img in enumerate(testset["noisy"][li]):
             image_id = str(testset["image_id"][n])
-            rows += [(image_id, int(level), "HBNE", hbne(img)), (image_id, int(level), "DWTNE", dwtne(img)),
-                     (image_id, int(level), "Ours", float(ours[n]))]
-    return pd.DataFrame(rows, columns=["image_id", "noise_level", "method", "estimate"])
+            true_noise = float(np.sqrt(np.mean((img.astype(np.float64) - truth[n]) ** 2))) if truth is not None \
+                else float("nan")
+            rows += [(image_id, int(level), method, estimate, true_noise)
+                     for method, estimate in [("HBNE", hbne(img)), ("DWTNE", dwtne(img)), ("Ours", float(ours[n]))]]
+    return pd.DataFrame(rows, columns=["image_id", "noise_level", "method", "estimate", "true_noise"])
 
 
 def add_arguments(parser, verb):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from spectbone.paper import values as paper
+from spectbone.paper.trends import blind_trend, ordered_trend, table5_trend, table6_trend, table7_trend, table8_trend
 from spectbone.evaluate.metrics import bootstrap_ci
 from spectbone.util.methods import display_name
 from spectbone.util.outputs import data_source_note, write_table
@@ -30,29 +31,55 @@ def emanet_name(pretrain: str, arch: str, lam: float) -> str:
     return f"emanet_{pretrain}_{arch}_lam{float(lam):g}"
 
 
-class Results:
-    """Read-only view of one run's results folder."""
+class UndeclaredInput(FileNotFoundError):
+    """A table asked for a file its rule does not declare (the DAG would not rerun it when that file changes)."""
 
-    def __init__(self, root: str | Path, settings: dict):
-        self.root, self.s = Path(root), settings
+
+class Results:
+    """The files one table job may read: exactly its rule's declared inputs (``--inputs``).
+
+    Files are asked for by their path inside the run's results folder (``eval/dncnn.csv``); anything
+    not among the inputs raises :class:`UndeclaredInput` instead of being read behind the DAG's back.
+    """
+
+    def __init__(self, inputs, settings: dict):
+        self.inputs, self.s = [Path(p) for p in inputs], settings
         self._evals: dict[str, pd.DataFrame] = {}
+
+    def declared(self, relative: str) -> Path | None:
+        """The declared input at ``relative`` (a path inside the results folder), or None."""
+        for path in self.inputs:
+            if path.as_posix() == relative or path.as_posix().endswith("/" + relative):
+                return path
+        return None
+
+    def file(self, relative: str) -> Path:
+        path = self.declared(relative)
+        if path is None:
+            raise UndeclaredInput(f"{relative}: not among this table's declared inputs; add it to the rule's input")
+        return path
+
+    def matching(self, folder: str, suffix: str) -> list[Path]:
+        """Declared inputs in ``folder`` (inside the results folder) ending in ``suffix``, sorted."""
+        return sorted(p for p in self.inputs if p.parent.name == folder and p.name.endswith(suffix))
 
     def eval(self, method: str) -> pd.DataFrame:
         if method not in self._evals:
-            self._evals[method] = pd.read_csv(self.root / "eval" / f"{method}.csv")
+            self._evals[method] = pd.read_csv(self.file(f"eval/{method}.csv"))
         return self._evals[method]
 
     def summary(self, method: str, levels=None, metric: str = "psnr") -> tuple[float, float, float]:
-        """Mean and 95% CI of a metric over test images (levels averaged per image first)."""
+        """Mean and 95% CI of a metric over test images (levels averaged per image first).
+
+        ``levels=[0]`` selects the blind rows (denoised originals, scored against the truth only).
+        """
         df = self.eval(method)
-        df = df[df["noise_level"] > 0]
-        if levels is not None:
-            df = df[df["noise_level"].isin(list(levels))]
+        df = df[df["noise_level"].isin(list(levels))] if levels is not None else df[df["noise_level"] > 0]
         per_image = df.groupby("image_id")[metric].mean().to_numpy()
         return bootstrap_ci(per_image, n_boot=int(self.s["bootstrap"]), seed=int(self.s["seed"]))
 
     def has_truth(self, method: str) -> bool:
-        return "psnr_truth" in self.eval(method).columns
+        return "psnr_truth" in self.eval(method).columns and self.eval(method)["psnr_truth"].notna().any()
 
 
 def _metric_cells(res: Results, method: str, levels, prefix: str = "") -> dict:
@@ -74,9 +101,9 @@ def _notes(res: Results, extra: list[str]) -> list[str]:
 
 
 def table1(res: Results):
-    split = pd.read_csv(res.root / "split.csv")
-    manifest = pd.read_csv(res.root / "noise" / "train_manifest.csv")
-    with np.load(res.root / "noise" / "testset.npz") as z:
+    split = pd.read_csv(res.file("split.csv"))
+    manifest = pd.read_csv(res.file("noise/train_manifest.csv"))
+    with np.load(res.file("noise/testset.npz")) as z:
         n_levels, n_test = len(z["levels"]), len(z["image_id"])
     n_train, n_val = int((split["set"] == "train").sum()), int((split["set"] == "val").sum())
     rows = []
@@ -104,12 +131,12 @@ def table2(res: Results):
     from spectbone.evaluate.metrics import noise_region_ssim
     from spectbone.noise.poisson import add_poisson_level_noise, noise_seed
 
-    pre = pd.read_csv(res.root / "preprocess" / "preprocess.csv", keep_default_na=False)
+    pre = pd.read_csv(res.file("preprocess/preprocess.csv"), keep_default_na=False)
     kept = pre[pre["keep"].astype(str).str.lower() == "true"].copy()
     kept["counts_per_grey"] = pd.to_numeric(kept["counts_per_grey"])
     kept = kept.sort_values("counts_per_grey")
     low_id, high_id = kept["image_id"].iloc[-1], kept["image_id"].iloc[0]
-    low, high = load_images(res.root / "preprocess", [low_id, high_id])
+    low, high = load_images(res.file("preprocess/preprocess.csv").parent, [low_id, high_id])
     box = noise_region_box(low.shape)
     levels = [int(v) for v in str(res.s["table2_levels"]).split(",")]
     rows = []
@@ -127,13 +154,14 @@ def table2(res: Results):
     return pd.DataFrame(rows), "Table 2. SSIM of a noise region as the noise level rises", _notes(res, notes)[:-1]
 
 
-def _variant_table(res: Results, variants: dict, paper_rows: dict, levels, title: str, notes: list[str]):
+def _variant_table(res: Results, variants: dict, paper_rows: dict, levels, title: str, notes: list[str], trend):
     rows = []
     for label, (method, key) in variants.items():
         p = paper_rows.get(key, (np.nan, np.nan))
         rows.append({"variant": label, "model": method, **_metric_cells(res, method, levels),
                      "paper_psnr": p[0], "paper_ssim": p[1]})
-    return pd.DataFrame(rows), title, _notes(res, notes)
+    table = pd.DataFrame(rows)
+    return table, title, _notes(res, [trend(table)] + notes)
 
 
 def table3(res: Results):
@@ -142,14 +170,16 @@ def table3(res: Results):
     return _variant_table(res, variants, paper.TABLE3, [level],
                           f"Table 3. Transfer strategy (noise level sigma = {level})",
                           ["Pretraining: simulated low-dose CT pairs unless a Mayo folder is configured; natural "
-                           "images bundled in scikit-image/PyWavelets unless a folder is configured."])
+                           "images bundled in scikit-image/PyWavelets unless a folder is configured."],
+                          lambda t: ordered_trend(t, "variant", "Transfer (none < natural < CT in the paper)"))
 
 
 def table4(res: Results):
     lam = float(res.s["lam"])
     variants = {ARCH_LABELS[a]: (emanet_name("ct", a, lam), a) for a in res.s["archs"]}
     return _variant_table(res, variants, paper.TABLE4, None, "Table 4. Module ablation (mean over test levels)",
-                          ["Each variant is pretrained on CT and fine-tuned like the full model."])
+                          ["Each variant is pretrained on CT and fine-tuned like the full model."],
+                          lambda t: ordered_trend(t, "variant", "Modules (each adds PSNR in the paper)"))
 
 
 def table5(res: Results):
@@ -159,25 +189,39 @@ def table5(res: Results):
                 f"Composite (lambda = {lam:g})": (emanet_name("ct", "full", lam), "Composite")}
     return _variant_table(res, variants, paper.TABLE5, None, "Table 5. Loss functions (mean over test levels)",
                           ["Perceptual term: VGG-16 relu1_2 features; which weights were used is in "
-                           "tables/training.csv (column vgg_weights)."])
+                           "tables/training.csv (column vgg_weights)."], table5_trend)
 
 
 def table6(res: Results):
-    est = pd.read_csv(res.root / "eval" / "noise_estimates.csv")
+    est = pd.read_csv(res.file("eval/noise_estimates.csv"))
+    has_truth = "true_noise" in est.columns and est["true_noise"].notna().any()
     rows = []
     for level, group in est.groupby("noise_level"):
         row = {"noise_level": int(level)}
+        if has_truth:
+            row["true_noise"] = float(group.loc[group["method"] == "Ours", "true_noise"].mean())
         for method in ["HBNE", "DWTNE", "Ours"]:
-            values = group.loc[group["method"] == method, "estimate"].to_numpy()
+            mine = group[group["method"] == method]
+            values = mine["estimate"].to_numpy()
             row[f"{method}_estimate"] = float(values.mean())
+            row[f"{method}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else np.nan
             row[f"{method}_rmse"] = float(np.sqrt(np.mean((values - level) ** 2)))
+            if has_truth:
+                row[f"{method}_rmse_true"] = float(np.sqrt(np.mean((values - mine["true_noise"].to_numpy()) ** 2)))
             p = paper.TABLE6.get(int(level), {}).get(method, (np.nan, np.nan))
             row[f"paper_{method}_estimate"], row[f"paper_{method}_rmse"] = p
         rows.append(row)
-    notes = ["RMSE: root mean square of (estimate - true level) over the test images at that level.",
+    table = pd.DataFrame(rows)
+    notes = [table6_trend(table),
+             "*_rmse: root mean square of (estimate - nominal level) over the test images at that level; *_sd: the "
+             "spread (SD) of the estimates, which is what the paper's 'RMSE' column behaves like (its values sit "
+             "far below |mean estimate - level| at several levels); "
+             + ("true_noise: the RMS of (noisy - truth), the image's whole noise (the original's own plus the "
+                "added level); *_rmse_true: root mean square of (estimate - true_noise)." if has_truth else
+                "no truth: the error against the true total noise cannot be computed."),
              "HBNE: histogram of local standard deviations; DWTNE: wavelet median absolute deviation "
              "(skimage estimate_sigma); Ours: expectation over the stage-1 network's 50 level classes."]
-    return pd.DataFrame(rows), "Table 6. Noise-level estimation", notes + [data_source_note(bool(res.s["synthetic"]))]
+    return table, "Table 6. Noise-level estimation", notes + [data_source_note(bool(res.s["synthetic"]))]
 
 
 def table7(res: Results):
@@ -190,7 +234,7 @@ def table7(res: Results):
             rows.append({"method": display, "noise_level": int(level), **_metric_cells(res, method, [level]),
                          "paper_psnr": p[0], "paper_ssim": p[1]})
     long = pd.DataFrame(rows)
-    notes = [paper.TABLE7_MISPRINT, "BM3D gets the true level, as in the paper; BM3D (Anscombe) is our extra row: "
+    notes = [table7_trend(long), paper.TABLE7_MISPRINT, "BM3D gets the true level, as in the paper; BM3D (Anscombe) is our extra row: "
              "variance-stabilised BM3D with the exact unbiased inverse, the right classical method for Poisson data.",
              f"EMANet = {res.s['main']} (CT pretraining, full model, composite loss); its noise-level map comes from "
              "the stage-1 estimator."]
@@ -198,24 +242,51 @@ def table7(res: Results):
 
 
 def table7_markdown(long: pd.DataFrame) -> pd.DataFrame:
-    """The paper's layout: one row per method, 'ours psnr/ssim (paper psnr/ssim)' per level."""
+    """The paper's layout: one row per method and reference, 'psnr/ssim' per level.
+
+    Rows 'original' follow the paper's protocol, with the paper's own numbers in brackets; rows 'truth'
+    score against the phantom's noiseless truth (where there is one).
+    """
+    refs = [("truth", "_truth")] if "psnr_truth" in long.columns else []
     wide = {}
     for (method, level), row in long.set_index(["method", "noise_level"]).iterrows():
-        cell = f"{row['psnr']:.2f}/{row['ssim']:.2f}"
-        if not np.isnan(row["paper_psnr"]):
-            cell += f" ({row['paper_psnr']:.2f}/{row['paper_ssim']:.2f})"
-        wide.setdefault(method, {"method": method})[f"sigma={level}"] = cell
+        for ref, suffix in refs + [("original", "")]:
+            cell = f"{row['psnr' + suffix]:.2f}/{row['ssim' + suffix]:.2f}"
+            if not suffix and not np.isnan(row["paper_psnr"]):
+                cell += f" ({row['paper_psnr']:.2f}/{row['paper_ssim']:.2f})"
+            wide.setdefault((method, ref), {"method": method, "reference": ref})[f"sigma={level}"] = cell
     return pd.DataFrame(list(wide.values()))
 
 
+def table_blind(res: Results):
+    """Blind denoising of the acquired originals, scored against the phantom's truth (no paper counterpart)."""
+    methods = ["noisy", "bm3d", "bm3d_anscombe", "dncnn", "redcnn", "wgan", res.s["main"]]
+    rows = []
+    for method in methods:
+        if not res.has_truth(method):
+            raise ValueError(f"eval/{method}.csv has no truth scores: the blind table needs the phantom's truth")
+        cells = {}
+        for metric in ("psnr", "ssim"):
+            mean, lo, hi = res.summary(method, [0], f"{metric}_truth")
+            cells[f"{metric}_truth"], cells[f"{metric}_truth_ci"] = mean, f"[{lo:.3g}, {hi:.3g}]"
+        rows.append({"method": "Original" if method == "noisy" else display_name(method), **cells})
+    table = pd.DataFrame(rows)
+    notes = [blind_trend(table),
+             "Each method denoises the acquired original test images themselves (no noise added; the learned models "
+             "get the stage-1 estimator's level, BM3D the DWTNE estimate); scores against the phantom's noiseless "
+             "truth, which the paper could not have. 'Original': the acquired image itself."]
+    return table, "Blind denoising of the original images, against the truth", _notes(res, notes)
+
+
 def table8(res: Results):
-    seg = pd.read_csv(res.root / "eval" / "segmentation.csv")
+    seg = pd.read_csv(res.file("eval/segmentation.csv"))
     rows = []
     for _, r in seg.iterrows():
         p = paper.TABLE8.get(r["method"], (np.nan,) * 3)
         rows.append({"method": r["method"], "precision": r["precision"], "iou": r["iou"], "recall": r["recall"],
                      "paper_precision": p[0], "paper_iou": p[1], "paper_recall": p[2]})
-    notes = ["Residual U-Net with squeeze-and-excitation trained on the phantom's lesion masks (original training "
+    notes = [table8_trend(pd.DataFrame(rows)),
+             "Residual U-Net with squeeze-and-excitation trained on the phantom's lesion masks (original training "
              "images), applied to the original test images and to each method's blind-denoised originals. Pixel "
              "metrics pooled over the test images at threshold 0.5."]
     return pd.DataFrame(rows), "Table 8. Lesion segmentation", notes + [data_source_note(bool(res.s["synthetic"]))]
@@ -225,36 +296,35 @@ def training_table(res: Results):
     import torch
 
     rows = []
-    for weights in sorted((res.root / "models").glob("*.pt")):
+    for weights in res.matching("models", ".pt"):
         meta = torch.load(weights, map_location="cpu", weights_only=False).get("meta", {})
-        history = res.root / "training" / f"{weights.stem}.csv"
-        h = pd.read_csv(history) if history.exists() else pd.DataFrame()
+        history = res.declared(f"training/{weights.stem}.csv")
+        h = pd.read_csv(history) if history is not None else pd.DataFrame()
         rows.append({"model": weights.stem, "task": meta.get("task", ""), "network": meta.get("kind", ""),
                      "epochs": meta.get("epochs"), "best_epoch": meta.get("best_epoch"),
                      "best_val": meta.get("best_val"), "train_seconds": float(h["seconds"].sum()) if len(h) else np.nan,
                      "loss": meta.get("loss", ""), "vgg_weights": meta.get("vgg_weights", ""),
                      "data": meta.get("data_source", ""), "init": (meta.get("init") or {}).get("path", "")})
     notes = ["best_val: validation MSE for denoisers (in [0,1] units), mean absolute level error for the estimator, "
-             "BCE + Dice for the segmenter."]
+             "BCE + Tversky for the segmenter."]
     return pd.DataFrame(rows), "Training runs", notes
 
 
 def preprocessing_table(res: Results):
-    pre = res.root / "preprocess"
     rows = []
-    table = pd.read_csv(pre / "preprocess.csv", keep_default_na=False)
+    table = pd.read_csv(res.file("preprocess/preprocess.csv"), keep_default_na=False)
     keep = table["keep"].astype(str).str.lower() == "true"
     rows.append({"quantity": "images converted", "value": len(table)})
     rows.append({"quantity": "images kept after screening", "value": int(keep.sum())})
     for reason, count in table.loc[~keep, "reason"].str.split(":").str[0].value_counts().items():
         rows.append({"quantity": f"screened out: {reason}", "value": int(count)})
-    if (pre / "crop_eval.csv").exists():
-        crop = pd.read_csv(pre / "crop_eval.csv", keep_default_na=False)
+    if res.declared("preprocess/crop_eval.csv"):
+        crop = pd.read_csv(res.file("preprocess/crop_eval.csv"), keep_default_na=False)
         clean = crop[crop["problem"] == ""]
         rows.append({"quantity": "crop IoU vs landmarks, clean studies: median", "value": float(clean["iou"].median())})
         rows.append({"quantity": "crop IoU >= 0.9, share of clean studies", "value": float((clean["iou"] >= 0.9).mean())})
-    if (pre / "screening_eval.csv").exists():
-        ev = pd.read_csv(pre / "screening_eval.csv").iloc[0]
+    if res.declared("preprocess/screening_eval.csv"):
+        ev = pd.read_csv(res.file("preprocess/screening_eval.csv")).iloc[0]
         for k in ["precision", "recall", "tp", "fp", "fn", "tn"]:
             if k in ev:
                 rows.append({"quantity": f"screening {k} vs phantom labels", "value": float(ev[k])})
@@ -262,12 +332,13 @@ def preprocessing_table(res: Results):
 
 
 TABLES = {"1": table1, "2": table2, "3": table3, "4": table4, "5": table5, "6": table6, "7": table7, "8": table8,
-          "training": training_table, "preprocessing": preprocessing_table}
+          "blind": table_blind, "training": training_table, "preprocessing": preprocessing_table}
 
 
 def add_arguments(parser, verb):
     parser.add_argument("which", choices=list(TABLES))
-    parser.add_argument("--results-dir", required=True)
+    parser.add_argument("--inputs", nargs="+", required=True,
+                        help="every file the table reads (the rule's declared inputs); nothing else is read")
     parser.add_argument("--settings", default="{}", help="JSON of the config values tables need")
     parser.add_argument("--out", required=True, help="CSV path (the Markdown goes beside it)")
     add_common_arguments(parser)
@@ -276,7 +347,7 @@ def add_arguments(parser, verb):
 def run(args):
     setup_logging(args.log)
     settings = {"bootstrap": 1000, "seed": 0, "synthetic": True, **json.loads(args.settings)}
-    df, title, notes = TABLES[args.which](Results(args.results_dir, settings))
+    df, title, notes = TABLES[args.which](Results(args.inputs, settings))
     if args.which == "7":  # Markdown in the paper's wide layout for people, the CSV in long form
         write_table(table7_markdown(df), args.out, title, notes)
         df.to_csv(Path(args.out).with_suffix(".csv"), index=False)
