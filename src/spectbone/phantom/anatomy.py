@@ -102,7 +102,7 @@ class Anatomy:
         contrib = eff.astype(np.float32)
         full = (slice(0, ROWS), slice(0, COLS))
         for v in range(2):
-            s._deposit(v, full, contrib, T / 2 + COLLIMATOR_GAP_CM)
+            s._deposit(s.layers, v, full, contrib, T / 2 + COLLIMATOR_GAP_CM)
 
     # ---- limbs geometry ---------------------------------------------------------------------
     def arm_points(self, side):

@@ -16,6 +16,10 @@ COLLIMATOR_GAP_CM = 3.0  # skin-to-collimator distance in a whole-body sweep
 LAYER_DISTANCES_CM = np.array([2.0, 8.0, 15.0, 24.0])  # depth layers for the distance-dependent blur
 SCATTER_FRACTION = 0.12  # share of the counts spread into a broad halo
 SCATTER_SIGMA_PX = 9.0
+# A lesion pixel is outlined in a view only where the lesion raises that view's expected counts by at
+# least this share over everything else there: a focus deep on the far side, attenuated and blurred
+# into the bone behind it, is not drawn in that view (a reader could not outline it either).
+LESION_VISIBLE_CONTRAST = 0.25
 
 
 def collimator_sigma_px(distance_cm: float | np.ndarray) -> np.ndarray:
@@ -39,6 +43,7 @@ class Scene:
         self.px_per_cm_y = k * 10.0 / PIXEL_MM
         self.px_per_cm_x = k * patient.width_scale * 10.0 / PIXEL_MM
         self.layers = np.zeros((2, len(LAYER_DISTANCES_CM), ROWS, COLS), dtype=np.float32)
+        self.lesion_layers = np.zeros_like(self.layers)  # the lesions' share of `layers`, for per-view masks
         self.thickness = np.zeros((ROWS, COLS), dtype=np.float32)  # body AP thickness (cm)
         self.lesion_mask = np.zeros((ROWS, COLS), dtype=bool)
         # cm grid coordinates of pixel centres
@@ -147,32 +152,46 @@ class Scene:
             contrib = (activity * t) * np.exp(-MU_PER_CM * dist)
             if v == 0:
                 total_ant = float(contrib.sum())
-            self._deposit(v, sl, contrib, dist + COLLIMATOR_GAP_CM)
+            self._deposit(self.layers, v, sl, contrib, dist + COLLIMATOR_GAP_CM)
+            if lesion:
+                self._deposit(self.lesion_layers, v, sl, contrib, dist + COLLIMATOR_GAP_CM)
         return total_ant
 
-    def _deposit(self, v, sl, contrib, dist):
+    @staticmethod
+    def _deposit(layers, v, sl, contrib, dist):
         pos = np.interp(dist, LAYER_DISTANCES_CM, np.arange(len(LAYER_DISTANCES_CM)))
         if np.ndim(pos) == 0:
             lo = int(np.floor(pos))
             w = float(pos - lo)
-            self.layers[v, lo][sl] += contrib * (1 - w)
+            layers[v, lo][sl] += contrib * (1 - w)
             if w > 0:
-                self.layers[v, lo + 1][sl] += contrib * w
+                layers[v, lo + 1][sl] += contrib * w
             return
         for li in range(len(LAYER_DISTANCES_CM)):
             w = np.clip(1.0 - np.abs(pos - li), 0.0, None)
             if w.any():
-                self.layers[v, li][sl] += contrib * w
+                layers[v, li][sl] += contrib * w
 
-    def render(self) -> tuple[np.ndarray, np.ndarray]:
+    def visible_lesion_masks(self, ant: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-view lesion masks (detector orientation, like :meth:`render`'s images ``ant``, ``post``).
+
+        The lesions' footprint where, in that view, the lesions' own rendered counts reach
+        LESION_VISIBLE_CONTRAST of the rest of the image there.
+        """
+        lesion_ant, lesion_post = self.render(self.lesion_layers)
+        return tuple(self.lesion_mask & (lesion >= LESION_VISIBLE_CONTRAST * np.maximum(image - lesion, 1e-6))
+                     for lesion, image in [(lesion_ant, ant), (lesion_post, post)])
+
+    def render(self, layers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Blur each distance layer with its collimator response, sum, add the scatter halo."""
+        layers = self.layers if layers is None else layers
         sig = collimator_sigma_px(LAYER_DISTANCES_CM)  # layer distances are to the collimator face
         out = []
         for v in range(2):
             img = np.zeros((ROWS, COLS), np.float32)
             for li, s in enumerate(sig):
-                if self.layers[v, li].any():
-                    img += ndi.gaussian_filter(self.layers[v, li], s, mode="constant", truncate=3.5)
+                if layers[v, li].any():
+                    img += ndi.gaussian_filter(layers[v, li], s, mode="constant", truncate=3.5)
             halo = ndi.gaussian_filter(img, SCATTER_SIGMA_PX, mode="constant", truncate=3.0)
             out.append((1 - SCATTER_FRACTION) * img + SCATTER_FRACTION * halo)
         return out[0], out[1]

@@ -40,10 +40,11 @@ def make_study(rng: np.random.Generator, problem: str = "", counts_min: float = 
         body_total = float(scene.layers[0].sum())
         info = add_problem_source(anat, rng, problem, body_total)
     ant, post = scene.render()
+    mask_ant, mask_post = scene.visible_lesion_masks(ant, post)
     post = post[:, ::-1]
     body = scene.thickness > 0.3
     bodies = {"ANT": body, "POST": body[:, ::-1]}
-    masks = {"ANT": scene.lesion_mask, "POST": scene.lesion_mask[:, ::-1]}
+    masks = {"ANT": mask_ant, "POST": mask_post[:, ::-1]}  # each view outlines the lesions it shows
 
     # count level: one scale for both views (same acquisition), both views kept inside the range
     target = patient.counts_target
