@@ -94,7 +94,10 @@ class PerImage:
         return self.denoising(method, metric, int(self.s["table_level"]) if table == "3" else None)
 
     def levels(self) -> list[int]:
-        return [int(v) for v in self.s["test_levels"]]
+        if self.s.get("test_levels"):
+            return [int(v) for v in self.s["test_levels"]]
+        df = self.evals.get(self.s.get("main", ""), next(iter(self.evals.values())))
+        return sorted(int(v) for v in df["noise_level"].unique() if v > 0)
 
     def _noise(self) -> pd.DataFrame:
         if self.noise is None:
@@ -115,7 +118,7 @@ class PerImage:
     def segmentation(self, method: str, metric: str) -> Estimate:
         """Pooled pixel precision / IoU / recall, the pooled counts resampled by image."""
         if self.seg is None:
-            raise Unavailable("no per-image segmentation counts")
+            raise Unavailable("no per-image segmentation counts (Table 8 needs lesion masks)")
         df = self.seg[self.seg["method"] == method].set_index("image_id")
         if df.empty:
             raise Unavailable(f"no segmentation counts of {method}")
