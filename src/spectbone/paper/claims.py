@@ -58,10 +58,6 @@ def _verdict(comparisons) -> str:
     return all_hold(c.verdict for c in comparisons)
 
 
-def _name(method: str) -> str:
-    return display_name(method)
-
-
 def judge_table2(src, s):
     ssim, label = src.table2_ssim()
     levels = sorted(ssim)
@@ -119,18 +115,19 @@ def judge_flat(src, s):
     lo, hi = levels[0], levels[-1]
     methods = [s["main"], *DEEP]
     drop = {m: src.denoising(m, "psnr", lo) - src.denoising(m, "psnr", hi) for m in methods}
-    comps = [Comparison(f"drop {_name(m)} - drop EMANet", drop[m] - drop[s["main"]]) for m in DEEP]
-    headline = f"PSNR drop from level {lo} to {hi}: " + ", ".join(f"{_name(m)} {drop[m].point:.3g} dB" for m in methods)
+    comps = [Comparison(f"drop {display_name(m)} - drop EMANet", drop[m] - drop[s["main"]]) for m in DEEP]
+    headline = f"PSNR drop from level {lo} to {hi}: " + ", ".join(
+        f"{display_name(m)} {drop[m].point:.3g} dB" for m in methods)
     return judge(comps, _verdict(comps), headline, src.point_label)
 
 
 def judge_deep_beat_bm3d(src, s):
     comps, per_model = [], {}
     for m in [*DEEP, s["main"]]:
-        mine = [Comparison(f"{metric.upper()} {_name(m)} - BM3D at {lv}",
+        mine = [Comparison(f"{metric.upper()} {display_name(m)} - BM3D at {lv}",
                            src.denoising(m, metric, lv) - src.denoising("bm3d", metric, lv))
                 for lv in src.levels() for metric in METRICS]
-        per_model[_name(m)] = sum(c.verdict == HOLDS for c in mine)
+        per_model[display_name(m)] = sum(c.verdict == HOLDS for c in mine)
         comps += mine
     headline = f"comparisons (of {len(comps) // len(per_model)} per model) that hold: " + \
         ", ".join(f"{k} {v}" for k, v in per_model.items())
