@@ -94,8 +94,13 @@ def test_figures_written_as_png_and_pdf(dag_run, f):
 def test_claims_have_computed_verdicts(dag_run):
     claims = pd.read_csv(OUT / "claims.csv")
     assert len(claims) >= 10
-    assert set(claims["verdict"]) <= {"holds", "does not hold", "not tested at this scale"}
-    assert "synthetic" in (OUT / "claims.md").read_text().lower()
+    for ref in ("truth", "paper_protocol"):
+        verdicts = claims[f"verdict_{ref}"]
+        assert set(verdicts) <= {"holds", "does not hold", "inconclusive", "not available (no truth)"}, verdicts
+        bootstrapped = claims.loc[claims["table"] != 2, f"interval_{ref}"]  # Table 2 has no per-image data
+        assert bootstrapped.str.contains(r"\[").all(), bootstrapped
+    text = (OUT / "claims.md").read_text().lower()
+    assert "synthetic" in text and "paired" in text and "## summary" in text
 
 
 def test_manifest_and_rejects(dag_run):

@@ -26,6 +26,7 @@ rule evaluate_segmentation:
         parts=[f"{OUT}/infer/bm3d/blind.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
     output:
         table=f"{OUT}/eval/segmentation.csv",
+        per_image=f"{OUT}/eval/segmentation_per_image.csv",
         masks=f"{OUT}/eval/segmentation_masks.npz",
     params:
         names=BLIND_METHOD_NAMES,
@@ -38,4 +39,5 @@ rule evaluate_segmentation:
         f"{OUT}/benchmarks/evaluate_segmentation/segmentation.tsv"
     shell:
         "spectbone evaluate segmentation --testset {input.testset} --segmenter {input.segmenter}"
-        " --parts {input.parts} --names {params.names} --out {output.table} --masks {output.masks} --threads {threads} --log {log}"
+        " --parts {input.parts} --names {params.names} --out {output.table} --per-image {output.per_image}"
+        " --masks {output.masks} --threads {threads} --log {log}"

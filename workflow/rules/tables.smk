@@ -70,18 +70,20 @@ rule preprocessing_table:
 
 rule claims:
     input:
-        expand(f"{OUT}/tables/table{{n}}.csv", n=TABLES),
+        unpack(claims_inputs),
     output:
-        report(f"{OUT}/claims.md", caption="../report/claims.rst", category="Claims"),
+        md=report(f"{OUT}/claims.md", caption="../report/claims.rst", category="Claims"),
+        csv=f"{OUT}/claims.csv",
     params:
         settings=table_settings(),
-        results=results_dir,
+        segmentation=segmentation_arg,
     conda:
         CONDA_ENV
     log:
         f"{OUT}/logs/claims/claims.log",
     shell:
-        "spectbone claims --results-dir {params.results} --settings {params.settings} --out {output} --log {log}"
+        "spectbone claims --tables {input.tables} --evals {input.evals} --noise-estimates {input.noise_estimates}"
+        " {params.segmentation} --settings {params.settings} --out {output.md} --csv {output.csv} --log {log}"
 
 
 rule training_summary:

@@ -60,6 +60,13 @@ def noise_region_ssim(a, b, box: tuple[int, int, int, int], data_range: float = 
     return ssim(ra, rb, data_range=data_range)
 
 
+def bootstrap_indices(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """[n_boot, n] indices of n items drawn with replacement, one row per resample.
+
+    Shared by every bootstrap of the package, so that quantities computed on the same rows are paired."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
 def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
     """(mean, lo, hi): the mean and its percentile-bootstrap (1 - alpha) confidence interval."""
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -69,7 +76,6 @@ def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0)
     mean = float(v.mean())
     if v.size == 1:
         return mean, mean, mean
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    means = v[bootstrap_indices(v.size, n_boot, seed)].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return mean, float(lo), float(hi)

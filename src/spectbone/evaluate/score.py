@@ -3,7 +3,8 @@
 Paper protocol: the original (acquired) image is taken as clean: psnr, ssim, rmse.
 Truth: the phantom's noiseless expected counts, which the paper could not have: *_truth columns.
 Blind rows (noise_level 0) score the denoised *originals* against the truth only.
-Segmentation: the lesion U-Net on the originals and on each method's blind-denoised originals.
+Segmentation: the lesion U-Net on the originals and on each method's blind-denoised originals, pooled
+(Table 8) and as pixel counts per image (for the claims' bootstrap over test images).
 """
 
 from __future__ import annotations
@@ -77,10 +78,17 @@ def segment(model, images: np.ndarray, device, batch: int = 8) -> np.ndarray:
     return np.concatenate(out)
 
 
+def segmentation_counts(prob: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
+    """Pixel TP / FP / FN per image [N, H, W]: what a bootstrap over test images resamples."""
+    pred, true = prob >= threshold, truth > 0
+    axes = tuple(range(1, pred.ndim))
+    return pd.DataFrame({"tp": (pred & true).sum(axis=axes), "fp": (pred & ~true).sum(axis=axes),
+                         "fn": (~pred & true).sum(axis=axes)}).astype(np.int64)
+
+
 def segmentation_scores(prob: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> dict:
     """Pixel precision, IoU and recall pooled over the test images (Table 8)."""
-    pred, true = prob >= threshold, truth > 0
-    tp, fp, fn = float((pred & true).sum()), float((pred & ~true).sum()), float((~pred & true).sum())
+    tp, fp, fn = (float(v) for v in segmentation_counts(prob, truth, threshold).sum())
     return {"precision": tp / (tp + fp) if tp + fp else 0.0, "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 0.0}
 
@@ -96,13 +104,17 @@ def evaluate_segmentation(testset, segmenter_path, parts, names, device):
     for name, part in zip(names, parts):
         with np.load(part) as z:
             inputs[name] = z["denoised"] if "level" in z.files else z["blind"]
-    rows, masks = [], {"image": testset["clean"], "lesions": testset["lesions"]}
+    rows, per_image, masks = [], [], {"image": testset["clean"], "lesions": testset["lesions"]}
     for name, images in inputs.items():
         prob = segment(model, images.astype(np.float32), device)
         rows.append({"method": name, **segmentation_scores(prob, testset["lesions"])})
+        counts = segmentation_counts(prob, testset["lesions"])
+        counts.insert(0, "image_id", [str(i) for i in testset["image_id"]])
+        counts.insert(0, "method", name)
+        per_image.append(counts)
         masks[f"pred_{name}"] = (prob >= 0.5).astype(np.uint8)
         masks[f"input_{name}"] = images.astype(np.float32)
-    return pd.DataFrame(rows), masks
+    return pd.DataFrame(rows), pd.concat(per_image, ignore_index=True), masks
 
 
 def add_arguments(parser, verb):
@@ -113,6 +125,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--names", nargs="*", help="labels of --parts (segmentation)")
     parser.add_argument("--segmenter", help="segmentation weights")
     parser.add_argument("--masks", help="npz of predicted masks for Fig. 15 (segmentation)")
+    parser.add_argument("--per-image", help="CSV of pixel TP/FP/FN per method and image (segmentation)")
     parser.add_argument("--out", required=True)
     add_common_arguments(parser, threads=True, device=True)
 
@@ -129,8 +142,11 @@ def run(args):
         return 0
     if len(args.names or []) != len(args.parts):
         raise SystemExit(f"--names ({len(args.names or [])}) must label every --parts file ({len(args.parts)})")
-    table, masks = evaluate_segmentation(testset, args.segmenter, args.parts, args.names, pick_device(args.device))
+    table, per_image, masks = evaluate_segmentation(testset, args.segmenter, args.parts, args.names,
+                                                    pick_device(args.device))
     table.to_csv(args.out, index=False)
+    if args.per_image:
+        per_image.to_csv(args.per_image, index=False)
     np.savez_compressed(args.masks, **masks)
     log.info("segmentation:\n%s", table.to_string(index=False))
     return 0
