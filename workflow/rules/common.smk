@@ -211,12 +211,12 @@ TABLE_INPUTS = {
 
 
 def claims_inputs(wildcards):
-    """Every file the claims check reads: Table 2, the per-image scores behind Tables 3-5 and 7, the per-image
+    """Every file the claims check reads: Table 2, the per-image scores behind Tables 3-5, 7 and the blind table, the per-image
     noise estimates (Table 6) and, where lesion masks exist, the per-image segmentation counts (Table 8)."""
     variants = [emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]]
     variants += [emanet_name("ct", a, MAIN_LAM) for a in ARCHS]
     variants += [emanet_name("ct", "full", lam) for lam in [0.0, 1.0]]
-    methods = ["bm3d"] + LEARNED_BASELINES + sorted(set(variants) | {MAIN_EMANET})
+    methods = ["noisy", "bm3d", "bm3d_anscombe"] + LEARNED_BASELINES + sorted(set(variants) | {MAIN_EMANET})
     inputs = {"tables": [f"{OUT}/tables/table2.csv"], "evals": evals(methods),
               "noise_estimates": f"{OUT}/eval/noise_estimates.csv"}
     if SYNTHETIC:

@@ -89,6 +89,20 @@ class PerImage:
         per_image = self._per_image(method, metric, None if level is None else [level])
         return self.resampler(per_image.index).mean(per_image)
 
+    def blind(self, method: str, metric: str) -> Estimate:
+        """Blind denoising of the acquired originals (noise_level 0 rows), against the truth only."""
+        if not self.suffix:
+            raise Unavailable("blind denoising has no reference under the paper's protocol (the original is the input)")
+        if method not in self.evals:
+            raise Unavailable(f"no per-image scores of {method}")
+        df = self.evals[method]
+        df = df[df["noise_level"] == 0]
+        col = metric + self.suffix
+        if col not in df.columns or df[col].isna().all():
+            raise Unavailable(f"{method}: no blind {col} scores")
+        per_image = df.set_index("image_id")[col]
+        return self.resampler(per_image.index).mean(per_image)
+
     def variant(self, table: str, method: str, metric: str) -> Estimate:
         """A Table 3-5 row: Table 3 at the table level, Tables 4-5 averaged over the test levels."""
         return self.denoising(method, metric, int(self.s["table_level"]) if table == "3" else None)
@@ -135,6 +149,9 @@ class TableMeans:
 
     def __init__(self, tables: dict[str, pd.DataFrame], reference: str, settings: dict, point_label: str = POINT_ONLY):
         self.t, self.suffix, self.s, self.point_label = tables, REFERENCES[reference], settings, point_label
+
+    def blind(self, method: str, metric: str) -> Estimate:
+        raise Unavailable("the paper reports no blind-denoising scores (its Figs 12-13 only show images)")
 
     def _table(self, n: str) -> pd.DataFrame:
         if n not in self.t:
