@@ -71,3 +71,24 @@ def test_killed_run_resumes_to_identical_weights(tiny_bone_data, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_wgan_critic_schedule_starts_when_the_critic_does():
+    """Warm-up steps leave the critic's rate at its peak; its cosine then spans the adversarial steps only."""
+    from torch import nn
+
+    from spectbone.train.tasks import WGANTask
+
+    task = WGANTask(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3), perceptual=None, val=None, lr=1e-3,
+                    device="cpu", batch_size=2, critic_steps=1, gp_weight=10.0, perceptual_weight=0.1, warmup=0.3)
+    task.set_total_steps(10)
+    lr = lambda name: task.optimizers[name].param_groups[0]["lr"]  # noqa: E731
+    for _ in range(task.warmup_steps):
+        task.optimizers["generator"].step()
+        task.after_batch()
+    assert lr("critic") == 1e-3 and lr("generator") < 1e-3
+    for _ in range(10 - task.warmup_steps):
+        task.optimizers["generator"].step()
+        task.optimizers["critic"].step()
+        task.after_batch()
+    assert lr("critic") == pytest.approx(1e-3 * task.LR_FLOOR) and lr("generator") == pytest.approx(1e-3 * task.LR_FLOOR)

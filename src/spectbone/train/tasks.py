@@ -58,15 +58,19 @@ class Task:
         self.schedulers: dict = {}
         self.steps_done = 0
 
-    def set_total_steps(self, total: int) -> None:
-        """Cosine decay of every optimiser's learning rate over `total` optimiser steps."""
+    def cosine(self, optimizer, total: int):
+        """A schedule decaying `optimizer`'s rate along a half cosine to LR_FLOOR over `total` of its steps."""
         total = max(int(total), 1)
 
         def factor(step: int) -> float:
             progress = min(step / total, 1.0)
             return self.LR_FLOOR + (1 - self.LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def set_total_steps(self, total: int) -> None:
+        """Cosine decay of every optimiser's learning rate over `total` optimiser steps."""
+        self.schedulers = {k: self.cosine(o, total) for k, o in self.optimizers.items()}
 
     def after_batch(self) -> None:
         """Advance the schedules by one batch (called by the engine)."""
@@ -236,13 +240,27 @@ class WGANTask(Task):
         self.adversarial_weight, self.warmup, self.total_steps = adversarial_weight, warmup, 1
 
     def set_total_steps(self, total: int) -> None:
-        super().set_total_steps(total)
+        """The generator's cosine spans the whole run, the critic's only the adversarial steps after warm-up."""
         self.total_steps = max(int(total), 1)
+        self.schedulers = {"generator": self.cosine(self.optimizers["generator"], self.total_steps),
+                           "critic": self.cosine(self.optimizers["critic"], self.total_steps - self.warmup_steps)}
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(math.ceil(self.warmup * self.total_steps))
+
+    def after_batch(self) -> None:
+        """Advance the generator's schedule every batch, the critic's only once the critic trains."""
+        adversarial = self.steps_done >= self.warmup_steps
+        self.steps_done += 1
+        self.schedulers["generator"].step()
+        if adversarial:
+            self.schedulers["critic"].step()
 
     def step(self, batch):
         gen, critic = self.models["generator"], self.models["critic"]
         noisy, clean = random_patches(self.patch, batch["noisy"].to(self.device), batch["clean"].to(self.device))
-        adversarial = self.steps_done >= self.warmup * self.total_steps
+        adversarial = self.steps_done >= self.warmup_steps
         d_loss = torch.zeros(())
         if adversarial:
             for _ in range(self.critic_steps):
