@@ -25,5 +25,9 @@ bench: $(STAMP)  ## benchmarks (results/<name>/bench/)
 report: $(STAMP)  ## HTML report of the last run of $(CONFIG)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^name:' $(CONFIG) | awk '{print $$2}')/report.html
 
-dag: $(STAMP)  ## rule graph as SVG (needs graphviz's dot) and Mermaid
+dag: $(STAMP)  ## rule graph as Mermaid (results/rulegraph.mmd), and as SVG where graphviz's dot is installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --rulegraph mermaid-js > results/rulegraph.mmd
+	if command -v dot >/dev/null; then PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --rulegraph dot | dot -Tsvg > results/rulegraph.svg; fi
+
+clean-results:  ## delete the results folder of $(CONFIG) (keeps the other runs and results/README.md)
+	rm -rf results/$$(grep '^name:' $(CONFIG) | awk '{print $$2}')

@@ -133,6 +133,8 @@ SlurmdDebug=info
 GresTypes=gpu
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${real_mem} Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# profiles/slurm routes every gpu=1 rule to a partition named gpu (its set-resources anchor).
+PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP
 EOF
     if ! cmp -s "$tmp" "$CONF"; then
         CONF_CHANGED=1

@@ -38,6 +38,9 @@ DEFAULT_TARGETS: list[str] = [  # the main EMANet chain and one baseline: every 
     "results/test_slurm/models/dncnn.pt",
 ]
 TOY_TIMEOUT = 300
+# The profile polls every 30 s, as a shared controller needs; this one-node test cluster is not
+# shared, so the tests poll faster (command-line options win over the profile's).
+FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "5", "--seconds-between-status-checks", "5"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -134,7 +137,7 @@ def test_toy_workflow_gpu_job_gets_gpu(slurm_cluster, tmp_path):
     args = [
         "-s", str(TOY), "--directory", str(tmp_path),
         "--profile", str(PROFILE), "--workflow-profile", str(WORKFLOW_PROFILE),
-        "--verbose",
+        *FAST_POLLING, "--verbose",
     ]
     rc, out, wall = _run_snakemake(args, tmp_path, TOY_TIMEOUT, tmp_path / "snakemake.out")
     print(f"toy workflow through profiles/slurm: {wall:.1f} s wall")
@@ -144,7 +147,11 @@ def test_toy_workflow_gpu_job_gets_gpu(slurm_cluster, tmp_path):
     assert not re.search(r"Provided resources:.*gpu", out), "profiles/default leaked a gpu limit into a SLURM run"
 
     calls = _sbatch_calls(out)
-    assert set(calls) >= {"prepare", "train_toy"}, f"sbatch calls seen: {calls}"
+    assert set(calls) >= {"prepare", "train_toy", "flaky"}, f"sbatch calls seen: {calls}"
+    # the profile's retries: `flaky` fails once and is resubmitted with its attempt-scaled memory
+    assert len(calls["flaky"]) == 2, calls["flaky"]
+    assert [re.search(r"--mem[= ]'?(\d+)", c).group(1) for c in calls["flaky"]] == ["200", "400"], calls["flaky"]
+    assert (tmp_path / "out" / "flaky.txt").read_text().startswith("attempt with 400 MB")
     assert all(_requests_gpu(c) for c in calls["train_toy"]), calls["train_toy"]
     assert not any(_requests_gpu(c) for c in calls["prepare"]), calls["prepare"]
 
@@ -183,7 +190,7 @@ def test_repository_workflow_training_runs_on_slurm_gpu(request):
     timeout_s = int(os.environ.get("SPECTBONE_SLURM_TIMEOUT", "1800"))
     args = [
         "--configfile", "config/test.yaml", "--config", f"name={RUN_NAME}",
-        "--profile", str(PROFILE),
+        "--profile", str(PROFILE), *FAST_POLLING,
         # Jobs must fit this node: rules asking more threads than it has would be refused.
         "--max-threads", str(os.cpu_count() or 1),
         "--verbose",
@@ -199,6 +206,9 @@ def test_repository_workflow_training_runs_on_slurm_gpu(request):
     assert train_rules, f"no train_* job was submitted to SLURM (targets {_targets() or 'all'}); see {log_path}"
     no_gpu = [c for r in train_rules for c in calls[r] if not _requests_gpu(c)]
     assert not no_gpu, f"training jobs submitted without a GPU request: {no_gpu}"
+    # the profile's set-resources anchor routes every gpu=1 rule to the partition named gpu
+    elsewhere = [c for r in train_rules for c in calls[r] if not re.search(r"(-p|--partition)[= ]'?gpu\b", c)]
+    assert not elsewhere, f"training jobs not routed to the gpu partition: {elsewhere}"
     n_submitted = sum(len(calls[r]) for r in train_rules)
 
     logs = sorted((out_dir / "logs").glob("train_*/**/*.log"))

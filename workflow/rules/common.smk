@@ -97,6 +97,11 @@ def truth_arg():
     return f"--truth {TRUTH}" if TRUTH else ""
 
 
+def attempt_scaled(base):
+    """A resource that grows with each retry (profiles/slurm sets retries): base, 2 x base, 3 x base."""
+    return lambda wildcards, attempt: base * attempt
+
+
 def optional_arg(flag, value):
     return f"{flag} {value}" if value not in (None, "") else ""
 

@@ -11,7 +11,7 @@ rule infer_learned:
     threads: TR["threads"]
     resources:
         gpu=1,
-        mem_mb=TR["mem_mb"],
+        mem_mb=attempt_scaled(TR["mem_mb"]),
     conda:
         CONDA_ENV
     log:

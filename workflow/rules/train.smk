@@ -20,8 +20,8 @@ rule train_estimator:
     threads: TR["threads"]
     resources:
         gpu=1,
-        mem_mb=TR["mem_mb"],
-        runtime=TR["runtime"],
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
     conda:
         CONDA_ENV
     log:
@@ -49,8 +49,8 @@ rule train_pretrain:
     threads: TR["threads"]
     resources:
         gpu=1,
-        mem_mb=TR["mem_mb"],
-        runtime=TR["runtime"],
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
     conda:
         CONDA_ENV
     log:
@@ -85,8 +85,8 @@ rule train_emanet:
     threads: TR["threads"]
     resources:
         gpu=1,
-        mem_mb=TR["mem_mb"],
-        runtime=TR["runtime"],
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
     conda:
         CONDA_ENV
     log:
@@ -117,8 +117,8 @@ rule train_baseline:
     threads: TR["threads"]
     resources:
         gpu=1,
-        mem_mb=TR["mem_mb"],
-        runtime=TR["runtime"],
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
     conda:
         CONDA_ENV
     log:
@@ -148,8 +148,8 @@ rule train_segmenter:
     threads: TR["threads"]
     resources:
         gpu=1,
-        mem_mb=TR["mem_mb"],
-        runtime=TR["runtime"],
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
     conda:
         CONDA_ENV
     log:
