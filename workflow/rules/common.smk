@@ -1,5 +1,6 @@
 # Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
 import json
+from snakemake.exceptions import WorkflowError
 import os
 
 NAME = config["name"]
@@ -8,6 +9,17 @@ OUT = f"results/{NAME}"
 SYNTHETIC = config["data"]["dicom_dir"] is None
 COHORT = f"{RES}/cohort" if SYNTHETIC else config["data"]["dicom_dir"]
 TRUTH = f"{RES}/truth" if SYNTHETIC else None
+
+if not SYNTHETIC:  # refuse real data without a secret pseudonym key now, not after the first jobs
+    try:
+        from spectbone.util.pseudonym import MissingKey, secret_key
+    except ImportError:  # the package lives only in the jobs' environment: `spectbone convert` checks
+        pass
+    else:
+        try:
+            secret_key()
+        except MissingKey as exc:
+            raise WorkflowError(f"data.dicom_dir is set (real patient data): {exc}") from None
 TR = config["training"]
 EV = config["evaluation"]
 CONDA_ENV = "../../envs/spectbone.yaml"  # used with --sdm conda; mirrors pyproject's pins
@@ -124,8 +136,6 @@ def resolved_config_json():
     for section, key in [("data", "dicom_dir"), ("pretrain", "mayo_dir"), ("pretrain", "natural_dir")]:
         if resolved.get(section, {}).get(key):
             resolved[section][key] = "(set; path not recorded)"
-    if not SYNTHETIC:
-        resolved["data"].pop("salt", None)
     return json.dumps(resolved, sort_keys=True)
 
 

@@ -1,5 +1,8 @@
 # Raw DICOM -> usable 2-D images (package spectbone.prep): convert, crop/screen/resize, patient split.
 
+# Pseudonyms: the phantom uses the public demo key (--phantom); real data the secret in
+# $SPECTBONE_ID_KEY, read from the environment by the package, never put on a command line.
+
 
 rule convert:
     input:
@@ -9,7 +12,7 @@ rule convert:
         rejects=f"{OUT}/convert/rejects.csv",
     params:
         out=output_dir,
-        salt=config["data"]["salt"],
+        phantom="--phantom" if SYNTHETIC else "",
     conda:
         CONDA_ENV
     log:
@@ -17,7 +20,7 @@ rule convert:
     benchmark:
         f"{OUT}/benchmarks/convert/convert.tsv"
     shell:
-        "spectbone convert {input} --out {params.out} --salt {params.salt} --log {log}"
+        "spectbone convert {input} --out {params.out} {params.phantom} --log {log}"
 
 
 rule preprocess:

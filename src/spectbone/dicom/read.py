@@ -22,7 +22,6 @@ No patient-identifying header value (names, IDs, dates) is returned in a message
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import warnings
@@ -76,11 +75,6 @@ class NMImage:
     def __iter__(self):       # unpacks as (view, counts, pixel_spacing, dataset)
         return iter((self.view, self.counts, self.pixel_spacing, self.dataset))
 
-
-
-def anonymise(value: str, salt: str) -> str:
-    """First 12 hex digits of sha256(salt + value)."""
-    return hashlib.sha256((salt + value).encode("utf-8")).hexdigest()[:12]
 
 
 def _ts_name(ts: UID) -> str:

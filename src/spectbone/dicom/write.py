@@ -21,6 +21,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
+PHANTOM_MODEL_NAME = "spectbone whole-body bone phantom"  # marks the files the public demo key may name
 VIEW_CODES = {"ANT": ("G-A117", "anterior"), "POST": ("G-A118", "posterior")}
 FAMILY = ["DOE", "ROE", "SMITH", "JOHNSON", "GARCIA", "MILLER", "DAVIS", "MARTINEZ", "LOPEZ", "WILSON",
           "TAYLOR", "MOORE", "WHITE", "HARRIS", "CLARK", "LEWIS", "WALKER", "YOUNG", "KING", "WRIGHT",
@@ -120,7 +121,7 @@ def build_nm_dataset(frames: dict[str, np.ndarray], identity: Identity, uid_entr
     ds.StationName = "PHANTOM"
     ds.StudyDescription = "Whole Body Bone"
     ds.SeriesDescription = "WB ANT/POST"
-    ds.ManufacturerModelName = "spectbone whole-body bone phantom"
+    ds.ManufacturerModelName = PHANTOM_MODEL_NAME
     ds.PatientName = identity.patient_name
     ds.PatientID = identity.patient_id
     ds.PatientBirthDate = identity.birth_date
