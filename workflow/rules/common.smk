@@ -109,6 +109,12 @@ def truth_arg():
     return f"--truth {TRUTH}" if TRUTH else ""
 
 
+def decode_limit_args():
+    """`spectbone convert` decoding limits from config data.decode_limits."""
+    lim = config["data"].get("decode_limits") or {}
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(lim.items()))
+
+
 def optional_arg(flag, value):
     return f"{flag} {value}" if value not in (None, "") else ""
 

@@ -13,6 +13,7 @@ rule convert:
     params:
         out=output_dir,
         phantom="--phantom" if SYNTHETIC else "",
+        limits=decode_limit_args(),
     conda:
         CONDA_ENV
     log:
@@ -20,7 +21,7 @@ rule convert:
     benchmark:
         f"{OUT}/benchmarks/convert/convert.tsv"
     shell:
-        "spectbone convert {input} --out {params.out} {params.phantom} --log {log}"
+        "spectbone convert {input} --out {params.out} {params.phantom} {params.limits} --log {log}"
 
 
 rule preprocess:

@@ -19,7 +19,8 @@ built-in public demo key, and then every file must be a spectbone phantom file.
 No input path is written anywhere, logs included (export folders are often named after patients):
 a rejected file is named by its ``position`` in the sorted recursive listing of INPUT_DIR (1-based)
 and by ``file_id``, a pseudonym of its path relative to INPUT_DIR, which the key holder can
-recompute. No name, ID or date from a header is written either. ``pixel_spacing_mm`` is the mean
+recompute. Sizes are checked before anything is inflated or decoded (`spectbone.dicom.safety`;
+``--max-rows/--max-cols/--max-frames/--max-mb``, config ``data.decode_limits``). No name, ID or date from a header is written either. ``pixel_spacing_mm`` is the mean
 of the row and column spacing (NaN when absent). A byte-identical copy of a file already
 converted is rejected (it would leak across the split). Every output is written atomically; an
 OSError or MemoryError while writing (a full disk) stops the run with exit status 1 and leaves no
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from spectbone.dicom.read import UNKNOWN, DicomRejected, read_nm_images
+from spectbone.dicom.safety import DEFAULT_LIMITS, DecodeLimits
 from spectbone.dicom.write import PHANTOM_MODEL_NAME
 from spectbone.util.atomic import save_csv, save_npy
 from spectbone.util.hashing import sha256_file
@@ -59,6 +61,12 @@ def add_arguments(parser, verb: str = "convert") -> None:
                         help="INPUT_DIR is the embedded synthetic phantom: use the public demo key for its "
                              "pseudonyms (any other file is rejected). Real data take the secret key from "
                              "$SPECTBONE_ID_KEY")
+    d = DEFAULT_LIMITS
+    parser.add_argument("--max-rows", type=int, default=d.max_rows, help="decoding limit: rows per frame")
+    parser.add_argument("--max-cols", type=int, default=d.max_cols, help="decoding limit: columns per frame")
+    parser.add_argument("--max-frames", type=int, default=d.max_frames, help="decoding limit: frames per file")
+    parser.add_argument("--max-mb", type=float, default=d.max_mb,
+                        help="decoding limit: MiB of decoded pixel data per file (also bounds deflated data sets)")
     add_common_arguments(parser, log=True)
 
 
@@ -105,7 +113,7 @@ def _scrub(text: str, *paths: Path | str) -> str:
 
 
 def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: PseudonymKey,
-            progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+            limits: DecodeLimits = DEFAULT_LIMITS, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert a folder; returns (manifest, rejects) and writes them under out_dir.
 
     Input paths never reach a log or an output: files are named by position and pseudonym."""
@@ -141,13 +149,12 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
             reject(sha, f"byte-identical copy of file #{seen_sha[sha]}, which was already converted")
             continue
         try:
-            images = read_nm_images(path)
+            images = read_nm_images(path, limits)
         except DicomRejected as exc:
             reject(sha, str(exc))
             continue
         except MemoryError:
-            reject(sha, "decoding the pixel data ran out of memory (the header's image size is not plausible)")
-            continue
+            raise  # within the decoding limits: the machine is short of memory, fail loudly
         except Exception as exc:  # anything unforeseen still must not stop the run
             reject(sha, f"unexpected error while reading the file ({type(exc).__name__}: {exc})")
             continue
@@ -193,14 +200,15 @@ def run(args) -> int:
         log.error("refusing to convert: %s", exc)
         return 2
     try:
-        manifest, rejected = convert(args.input_dir, args.out, key)
+        limits = DecodeLimits(args.max_rows, args.max_cols, args.max_frames, args.max_mb)
+        manifest, rejected = convert(args.input_dir, args.out, key, limits)
     except FileNotFoundError as exc:
         log.error("%s", exc)
         return 1
     except (OSError, MemoryError) as exc:
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        log.error("convert failed while writing its outputs (%s; disk full?): no partial file was left, "
-                  "rerun once there is room", what)
+        log.error("convert failed (%s: disk full or out of memory?): no partial file was left; rerun once "
+                  "there is room", what)
         return 1
     if manifest.empty:
         log.error("nothing converted: all %d files in the input folder were rejected (see rejects.csv)",
