@@ -48,10 +48,12 @@ NM_MODALITIES = {"NM"}
 
 _ANT_WORDS = {"ANT", "ANTERIOR", "AP", "ANTEROPOSTERIOR", "ANTERO-POSTERIOR"}
 _POST_WORDS = {"POST", "POSTERIOR", "PA", "POSTEROANTERIOR", "POSTERO-ANTERIOR"}
-# Coded projections (SNOMED-RT): antero-posterior and postero-anterior. Code meanings are
-# matched as words first, so other code systems work whenever their meaning says the view.
-_ANT_CODES = {"R-10206"}
-_POST_CODES = {"R-10214"}
+# Coded projections, current SNOMED CT (SCT) and the old SNOMED-RT (SRT) forms a camera may write:
+# CID 26 anterior / posterior projection (SCT 399321004 / 399001007, SRT G-5215 / G-5216) and the
+# antero-posterior / postero-anterior qualifiers (SCT 399348003, SRT R-10206 / R-10214). Code
+# meanings are matched as words first, so other code systems work whenever their meaning says the view.
+_ANT_CODES = {"399321004", "G-5215", "399348003", "R-10206"}
+_POST_CODES = {"399001007", "G-5216", "R-10214"}
 
 
 @contextlib.contextmanager
