@@ -127,6 +127,30 @@ def test_key_not_on_the_snakemake_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     text = proc.stdout + proc.stderr
     assert "spectbone convert" in text and KEY_A not in text and "--salt" not in text
+    # provenance.json records the workflow's resolved config: neither the key nor the key file's path
+    proc_prov = subprocess.run(cmd[:-1] + ["results/pseudonymtest/provenance.json"], capture_output=True, text=True,
+                               env=env, cwd=REPO)
+    assert proc_prov.returncode == 0 and "spectbone provenance" in proc_prov.stdout, proc_prov.stderr
+    assert KEY_A not in proc_prov.stdout + proc_prov.stderr
     env.pop(ENV_VAR)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode != 0 and ENV_VAR in proc.stdout + proc.stderr
+
+
+def test_key_file_named_in_the_config(nm1_path, tmp_path):
+    """data.id_key_file: the file's content is the key (same IDs as the same key from the environment);
+    only its path is on the command line, and an empty or missing file is refused."""
+    inp = _study(tmp_path, nm1_path)
+    key_file = tmp_path / "site.key"
+    key_file.write_text(KEY_A + "\n")
+    proc = _run(inp, tmp_path / "from_file", None, "--id-key-file", str(key_file))
+    assert proc.returncode == 0, proc.stderr
+    assert _run(inp, tmp_path / "from_env", KEY_A).returncode == 0
+    ids = [pd.read_csv(tmp_path / d / "manifest.csv", dtype=str)["patient_id"].iloc[0] for d in ("from_file", "from_env")]
+    assert ids[0] == ids[1]
+    assert KEY_A not in (tmp_path / "from_file" / "convert.log").read_text()
+    key_file.write_text("")
+    proc = _run(inp, tmp_path / "empty", KEY_A, "--id-key-file", str(key_file))
+    assert proc.returncode == 2 and "key file" in proc.stderr
+    proc = _run(inp, tmp_path / "missing", KEY_A, "--id-key-file", str(tmp_path / "nope.key"))
+    assert proc.returncode == 2 and "cannot be read" in proc.stderr

@@ -17,7 +17,7 @@ if not SYNTHETIC:  # refuse real data without a secret pseudonym key now, not af
         pass
     else:
         try:
-            secret_key()
+            secret_key(key_file=config["data"].get("id_key_file"))
         except MissingKey as exc:
             raise WorkflowError(f"data.dicom_dir is set (real patient data): {exc}") from None
 TR = config["training"]
@@ -139,7 +139,8 @@ def resolved_config_json():
 
     Folders of user data are recorded only as set or not (their names can carry patient names)."""
     resolved = json.loads(json.dumps(config))
-    for section, key in [("data", "dicom_dir"), ("pretrain", "mayo_dir"), ("pretrain", "natural_dir")]:
+    for section, key in [("data", "dicom_dir"), ("data", "id_key_file"), ("pretrain", "mayo_dir"),
+                         ("pretrain", "natural_dir")]:
         if resolved.get(section, {}).get(key):
             resolved[section][key] = "(set; path not recorded)"
     return json.dumps(resolved, sort_keys=True)

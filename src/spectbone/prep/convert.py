@@ -11,8 +11,9 @@ skipped) and writes one float32 count image per view:
 ``image_id`` is ``<study_id>_<view>`` (``<study_id>_frame<N>`` when the view is unknown), with
 ``_2``, ``_3``... appended if a study holds the same view more than once. ``patient_id`` and
 ``study_id`` are pseudonyms: the first 12 hex digits of HMAC-SHA256(key, PatientID /
-StudyInstanceUID) (`spectbone.util.pseudonym`). The key is the secret in ``$SPECTBONE_ID_KEY``;
-without one (unset, or shorter than 16 characters) the run refuses, before reading anything.
+StudyInstanceUID) (`spectbone.util.pseudonym`). The key is the secret in ``$SPECTBONE_ID_KEY``,
+or in the file ``--id-key-file`` names; without one (unset, or shorter than 16 characters) the run
+refuses, before reading anything.
 Only ``--phantom`` (the embedded synthetic cohort, which the workflow passes itself) uses the
 built-in public demo key, and then every file must be a spectbone phantom file.
 
@@ -61,6 +62,9 @@ def add_arguments(parser, verb: str = "convert") -> None:
                         help="INPUT_DIR is the embedded synthetic phantom: use the public demo key for its "
                              "pseudonyms (any other file is rejected). Real data take the secret key from "
                              "$SPECTBONE_ID_KEY")
+    parser.add_argument("--id-key-file", default=None,
+                        help="file holding the secret pseudonym key (instead of $SPECTBONE_ID_KEY); only its "
+                             "path is given here, never the key")
     d = DEFAULT_LIMITS
     parser.add_argument("--max-rows", type=int, default=d.max_rows, help="decoding limit: rows per frame")
     parser.add_argument("--max-cols", type=int, default=d.max_cols, help="decoding limit: columns per frame")
@@ -195,7 +199,7 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
 def run(args) -> int:
     setup_logging(args.log)
     try:
-        key = demo_key() if args.phantom else secret_key()
+        key = demo_key() if args.phantom else secret_key(key_file=args.id_key_file)
     except MissingKey as exc:
         log.error("refusing to convert: %s", exc)
         return 2
