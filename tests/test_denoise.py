@@ -189,7 +189,10 @@ def test_folder_out_mirrors_layout_with_index(weights, tmp_path):
     (folder / "ward" / "bed1").mkdir(parents=True)
     (folder / "ward" / "bed1" / "scan").write_bytes(nm1_path().read_bytes())
     (folder / "broken.dcm").write_text("not a DICOM file")
-    run_cli("denoise", folder, "-o", tmp_path / "out", "--model", weights / "emanet.pt", "--level", "10")
+    proc = run_cli("denoise", folder, "-o", tmp_path / "out", "--model", weights / "emanet.pt", "--level", "10",
+                   "--log", tmp_path / "denoise.log")
+    log = (tmp_path / "denoise.log").read_text() + proc.stderr
+    assert "file #2" in log and not any(word in log for word in ("ward", "bed1", str(tmp_path)))  # no input path
     index = pd.read_csv(tmp_path / "out" / "denoise.csv", keep_default_na=False)
     assert list(index["input"]) == ["broken.dcm", "ward/bed1/scan"]
     assert list(index["status"]) == ["skipped", "ok"] and "not a DICOM file" in index["reason"].iloc[0]

@@ -57,7 +57,7 @@ def _as_nm(ds: pydicom.Dataset) -> pydicom.Dataset:
     return ds
 
 
-def deflate_bomb(path: Path, nm1: pydicom.Dataset, inflated_mb: int = BOMB_MB) -> None:
+def deflate_bomb(path: Path, nm1: pydicom.Dataset, inflated_mb: int = BOMB_MB, preamble: bool = True) -> None:
     """A deflated NM file whose pixel data inflates to `inflated_mb` MiB of zeros (written streaming)."""
     ds = copy.deepcopy(nm1)
     del ds.PixelData
@@ -77,7 +77,7 @@ def deflate_bomb(path: Path, nm1: pydicom.Dataset, inflated_mb: int = BOMB_MB) -
     body.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, n_bytes))
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     with open(path, "wb") as fh:
-        fh.write(b"\0" * 128 + b"DICM" + head.getvalue())
+        fh.write((b"\0" * 128 + b"DICM" if preamble else b"") + head.getvalue())
         fh.write(deflater.compress(body.getvalue()))
         zeros = bytes(2**20)
         for _ in range(n_bytes // len(zeros)):
@@ -106,6 +106,9 @@ def test_deflate_bomb_rejected_before_inflating(nm1, tmp_path):
     assert bomb.stat().st_size < 2 * 2**20  # a small file...
     with pytest.raises(DicomRejected, match="inflates to more than"):
         read_nm_images(bomb)  # ...that would inflate to 600 MiB
+    deflate_bomb(tmp_path / "bare.dcm", nm1, preamble=False)  # no preamble: read with force, still bounded
+    with pytest.raises(DicomRejected, match="inflates to more than"):
+        read_nm_images(tmp_path / "bare.dcm")
     # the same in a separate process, watching its peak memory: nothing huge was allocated
     code = ("import resource, sys; from spectbone.dicom.read import read_nm_images, DicomRejected\n"
             "try:\n    read_nm_images(sys.argv[1])\nexcept DicomRejected as e:\n    print('rejected:', e)\n"

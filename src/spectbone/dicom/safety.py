@@ -68,7 +68,7 @@ def check_deflated(path: Path, limits: DecodeLimits) -> None:
 
     with open(path, "rb") as fp:
         try:
-            read_preamble(fp, False)
+            read_preamble(fp, True)  # a file without preamble/DICM still gets its meta read (and checked)
             meta = _read_file_meta_info(fp)
         except Exception:
             return  # not a Part 10 file with meta: pydicom reads it (or rejects it) without inflating

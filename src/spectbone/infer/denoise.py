@@ -208,7 +208,7 @@ def run(args):
         row.update(output=target.relative_to(out).as_posix() if not single else target.name,
                    frames=len(images), levels=levels)
         rows.append(row)
-        log.info("file #%d: %d frame(s), level %s -> %s", n, len(images), levels, row["output"])
+        log.info("file #%d: %d frame(s), level %s (written; see denoise.csv)", n, len(images), levels)
     if not single:
         save_csv(out / "denoise.csv", pd.DataFrame(rows, columns=list(rows[0]) if rows else ["input", "output"]))
     if failures == len(files):
