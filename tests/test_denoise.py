@@ -198,3 +198,19 @@ def test_folder_out_mirrors_layout_with_index(weights, tmp_path):
     assert list(index["status"]) == ["skipped", "ok"] and "not a DICOM file" in index["reason"].iloc[0]
     assert index["output"].iloc[1] == "ward/bed1/scan.dcm"
     assert pydicom.dcmread(tmp_path / "out" / "ward" / "bed1" / "scan.dcm").Rows == 1024
+
+
+def test_bundle_carries_its_estimator(weights, tmp_path):
+    """`spectbone bundle`: one file for both stages; `denoise --model` then needs nothing beside it."""
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    run_cli("bundle", "--model", weights / "emanet.pt", "--estimator", weights / "estimator.pt",
+            "-o", lonely / "emanet_two_stage.pt")
+    run_cli("denoise", nm1_path(), "-o", tmp_path / "a.dcm", "--model", lonely / "emanet_two_stage.pt")
+    run_cli("denoise", nm1_path(), "-o", tmp_path / "b.dcm", "--model", weights / "emanet.pt")
+    a, b = (pydicom.dcmread(tmp_path / f"{n}.dcm") for n in "ab")
+    assert "embedded in the model file" in a.DerivationDescription
+    np.testing.assert_array_equal(a.pixel_array, b.pixel_array)  # the same estimator, the same result
+    proc = run_cli("bundle", "--model", weights / "emanet.pt", "--estimator", weights / "emanet.pt",
+                   "-o", tmp_path / "bad.pt", check=False)
+    assert proc.returncode != 0 and "not a stage-1 noise estimator" in proc.stderr

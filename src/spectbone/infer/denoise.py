@@ -9,7 +9,8 @@ its source and names the model, version and weights checksum; a PNG preview show
 the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
 in the same patient record) but never into logs or previews; logs name files by position.
 
-`--model` alone is enough: the stage-1 estimator is taken from the model file when embedded, else
+`--model` alone is enough: the stage-1 estimator is taken from the model file when embedded
+(`spectbone bundle`), else
 from ``estimator.pt`` beside it (the workflow's models/ folder); a network of the wrong kind is a
 clear error. Weights are only ever loaded with the safe weights-only unpickler. A folder in gives a
 folder out that mirrors its layout, plus ``denoise.csv`` (input, output, frames, levels, status,
@@ -131,7 +132,8 @@ def resolve_estimator(model_path: Path, meta: dict, given: str | None, device):
                              "noise estimator")
         net = build_model("estimator", **blob["kwargs"])
         net.load_state_dict(blob["state_dict"])
-        return net.to(device).eval(), "stage-1 estimator embedded in the model file"
+        return net.to(device).eval(), (f"stage-1 estimator embedded in the model file (from a file with sha256 "
+                                       f"{str(blob.get('sha256', 'unknown'))[:16]})")
     else:
         path, how = model_path.parent / "estimator.pt", "found beside the model"
         if not path.is_file():
