@@ -26,10 +26,24 @@ from pydicom.uid import (
 )
 
 from spectbone.cli import main
-from spectbone.prep.convert import MANIFEST_COLUMNS, REJECT_COLUMNS
+from spectbone.prep.convert import MANIFEST_COLUMNS, REJECT_COLUMNS, list_input_files
 from spectbone.dicom.read import read_nm_images
 
 NM1_TOTAL = 3_596_452
+TEST_KEY = "test-only-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def id_key(monkeypatch):
+    """NM1 is real data to `convert`: every test here runs with a (test) secret key."""
+    monkeypatch.setenv("SPECTBONE_ID_KEY", TEST_KEY)
+
+
+def _by_path(inp: Path, rejects: pd.DataFrame) -> dict[str, str]:
+    """rejects.csv names files by position in the sorted listing: map them back to paths (tests only)."""
+    files = list_input_files(inp)
+    return {files[int(pos) - 1].relative_to(inp).as_posix(): reason
+            for pos, reason in zip(rejects["position"], rejects["reason"])}
 
 
 def _data_store_dir() -> Path:
@@ -131,7 +145,7 @@ def test_shipped_encodings_and_undecodable_jpeg(tmp_path):
     assert len(lossless) == 1
     # lossy encodings of the same scan: within a few percent of the true total
     assert np.allclose(manifest["total_counts"], NM1_TOTAL, rtol=0.06)
-    assert list(rejects["source"]) == ["JPEG-lossy.dcm"]
+    assert list(_by_path(inp, rejects)) == ["JPEG-lossy.dcm"]
     reason = rejects["reason"].iloc[0]
     assert "JPEG Extended" in reason and "decoder" in reason
     assert len(rejects["source_sha256"].iloc[0]) == 64
@@ -161,7 +175,7 @@ def test_corrupt_inputs_are_rejected_with_reasons(nm1, tmp_path):
     rc, manifest, rejects = _convert(inp, tmp_path / "out")
     assert rc == 0
     assert len(manifest) == 1 and manifest["total_counts"].iloc[0] == NM1_TOTAL
-    reasons = dict(zip(rejects["source"], rejects["reason"]))
+    reasons = _by_path(inp, rejects)
     assert "DICOMDIR" not in reasons
     assert set(reasons) == {"deep/truncated.dcm", "deep/er/truncated_jpeg.dcm", "deep/no_pixels.dcm",
                             "wrong_size.dcm", "notes.dcm", "empty.dcm", "ct.dcm", "deep/copy_of_good.dcm"}
@@ -257,7 +271,7 @@ def test_no_phi_in_outputs(nm1, tmp_path):
     bad.SOPInstanceUID = generate_uid()
     bad.save_as(inp / "scan_bad.dcm", enforce_file_format=True)
     out = tmp_path / "out"
-    rc, manifest, rejects = _convert(inp, out, "--salt", "s3cret", "--log", str(out / "convert.log"))
+    rc, manifest, rejects = _convert(inp, out, "--log", str(out / "convert.log"))
     assert rc == 0 and len(manifest) == 1 and len(rejects) == 1
     needles = [b"Zanzibarovic", b"Quintessa", b"PHI-ID-918273", b"19410203", b"20240517", b"BERRA",
                b"8NM1", b"CompressedSamples"]
@@ -267,12 +281,12 @@ def test_no_phi_in_outputs(nm1, tmp_path):
         content = p.read_bytes()
         for needle in needles:
             assert needle not in content, f"{needle!r} leaked into {p.name}"
-    # salted: a different salt gives different ids
+    # keyed: HMAC-SHA256 of the patient ID under the secret key
     import hashlib
+    import hmac
 
-    assert manifest["patient_id"].iloc[0] == hashlib.sha256(b"s3cretpatient:PHI-ID-918273").hexdigest()[:12]
-    rc, manifest2, _ = _convert(inp, tmp_path / "out2", "--salt", "other")
-    assert manifest2["patient_id"].iloc[0] != manifest["patient_id"].iloc[0]
+    assert manifest["patient_id"].iloc[0] == hmac.new(TEST_KEY.encode(), b"patient:PHI-ID-918273",
+                                                      hashlib.sha256).hexdigest()[:12]
 
 
 def test_exit_codes_and_empty_outputs(tmp_path):
@@ -293,4 +307,4 @@ def test_command_line_entry_point(nm1_path, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "spectbone", "convert", str(inp), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "rejects.csv").read_text().strip() == "source,source_sha256,reason"
+    assert (tmp_path / "out" / "rejects.csv").read_text().strip() == "position,file_id,source_sha256,reason"

@@ -91,7 +91,7 @@ def test_phantom_boxes_match_landmarks(tmp_path):
     cohort, truth, conv, pre = (tmp_path / d for d in ("dicom", "truth", "conv", "pre"))
     assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", "14",
                  "--seed", "314", "--problem-fraction", "0", "--workers", "2"]) == 0
-    assert main(["convert", str(cohort), "--out", str(conv)]) == 0
+    assert main(["convert", str(cohort), "--out", str(conv), "--phantom"]) == 0
     assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre),
                  "--truth", str(truth), "--size", "128"]) == 0
     crop_eval = pd.read_csv(pre / "crop_eval.csv", keep_default_na=False)

@@ -1,6 +1,7 @@
 """`spectbone denoise` on the real NEMA NM1 scan: a derived NM DICOM that pydicom reads back."""
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 
@@ -46,3 +47,170 @@ def test_denoise_folder_with_given_level_and_bad_file(weights, tmp_path):
     written = sorted((tmp_path / "out").glob("*.dcm"))
     assert len(written) == 1
     assert pydicom.dcmread(written[0]).Rows == 1024
+
+
+# ---------------------------------------------------------------- derived DICOM that validates (#11 f, g)
+import copy  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+from spectbone.dicom.derived import derived_dataset  # noqa: E402
+from spectbone.dicom.write import fake_identity, write_nm_study  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# What dciodvfy (dicom3tools) reports, recorded: the real NEMA NM1 file (a Secondary Capture with
+# modality NM) lacks Laterality; our synthetic NM study has no error at all.
+NM1_ERRORS = {"Missing attribute Type 2C Conditional Element=<Laterality> Module=<GeneralSeries>"}
+SYNTHETIC_ERRORS: set[str] = set()
+
+
+@pytest.fixture(scope="module")
+def dciodvfy():
+    """The validator; installed like SLURM (scripts/install_dicom3tools.sh, root + apt-get). Off CI a
+    machine without it skips, with the reason; in CI it must be there."""
+    if not shutil.which("dciodvfy"):
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "install_dicom3tools.sh")], capture_output=True,
+                              text=True)
+        if proc.returncode != 0 or not shutil.which("dciodvfy"):
+            reason = f"dciodvfy unavailable: {proc.stderr.strip()[-300:]}"
+            if IN_CI:
+                pytest.fail(reason, pytrace=False)
+            pytest.skip(reason)
+    return shutil.which("dciodvfy")
+
+
+def validator_errors(dciodvfy, path) -> set[str]:
+    proc = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return {re.sub(r"^Error - ", "", line).strip() for line in lines if line.startswith("Error")}
+
+
+@pytest.fixture(scope="module")
+def synthetic_study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:256, 0:64]
+    body = 40 * np.exp(-(((xx - 32) / 14.0) ** 2)) * (yy > 10)
+    frames = {v: rng.poisson(body * (1.2 if v == "POST" else 1.0)).astype(np.uint16) for v in ("ANT", "POST")}
+    write_nm_study(folder / "study.dcm", frames, fake_identity(rng, "M", 175.0, 1.0), ["test", 1])
+    return folder / "study.dcm"
+
+
+def test_synthetic_study_validates(dciodvfy, synthetic_study):
+    assert validator_errors(dciodvfy, synthetic_study) == SYNTHETIC_ERRORS
+
+
+def test_nm1_errors_as_recorded(dciodvfy):
+    assert validator_errors(dciodvfy, nm1_path()) == NM1_ERRORS
+
+
+@pytest.mark.parametrize("source", ["nm1", "synthetic"])
+def test_denoised_output_adds_no_validator_error(dciodvfy, weights, synthetic_study, source, tmp_path):
+    src = nm1_path() if source == "nm1" else synthetic_study
+    target = tmp_path / "denoised.dcm"
+    run_cli("denoise", src, "-o", target, "--model", weights / "emanet.pt")
+    new = validator_errors(dciodvfy, target) - validator_errors(dciodvfy, src)
+    assert not new, new
+
+
+def test_derived_attributes_and_source_untouched(synthetic_study):
+    src = pydicom.dcmread(synthetic_study)
+    before = copy.deepcopy(src)
+    frames = src.pixel_array.astype(np.float64) * 0.5
+    out = derived_dataset(src, frames, "test denoising")
+    assert src == before and src.file_meta == before.file_meta  # the source dataset is not modified
+    assert list(out.ImageType) == ["DERIVED", "PRIMARY", "WHOLE BODY", "EMISSION"]
+    assert out.SOPInstanceUID != src.SOPInstanceUID and out.SeriesInstanceUID != src.SeriesInstanceUID
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    ref = out.SourceImageSequence[0]
+    assert (ref.ReferencedSOPInstanceUID, ref.ReferencedSOPClassUID) == (src.SOPInstanceUID, src.SOPClassUID)
+    assert ref.PurposeOfReferenceCodeSequence[0].CodeValue == "121322"
+    code = out.DerivationCodeSequence[0]
+    assert (code.CodeValue, code.CodingSchemeDesignator) == ("113087", "DCM")
+    assert out.ContentDate != src.ContentDate  # its own date, not the acquisition's
+    assert out.CountsAccumulated == int(np.round(frames).sum()) != src.CountsAccumulated
+    assert out.pixel_array.shape == src.pixel_array.shape
+
+
+def test_model_alone_finds_its_estimator(weights, tmp_path):
+    target = tmp_path / "out.dcm"
+    run_cli("denoise", nm1_path(), "-o", target, "--model", weights / "emanet.pt")
+    desc = pydicom.dcmread(target).DerivationDescription
+    assert "estimator.pt (found beside the model" in desc and "sha256" in desc and "emanet.pt" in desc
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(weights / "emanet.pt", lonely / "emanet.pt")
+    proc = run_cli("denoise", nm1_path(), "-o", tmp_path / "x.dcm", "--model", lonely / "emanet.pt", check=False)
+    assert proc.returncode != 0 and "give --estimator" in proc.stderr
+    shutil.copy(weights / "emanet.pt", lonely / "estimator.pt")  # the wrong network beside it
+    proc = run_cli("denoise", nm1_path(), "-o", tmp_path / "x.dcm", "--model", lonely / "emanet.pt", check=False)
+    assert proc.returncode != 0 and "not a stage-1 noise estimator" in proc.stderr
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_level_is_validated(weights, tmp_path):
+    for bad in ["0", "-3", "300", "nan"]:
+        proc = run_cli("denoise", nm1_path(), "-o", tmp_path / "x.dcm", "--model", weights / "emanet.pt",
+                       "--level", bad, check=False)
+        assert proc.returncode == 2 and "noise level" in proc.stderr, (bad, proc.stderr)
+    run_cli("denoise", nm1_path(), "-o", tmp_path / "ok.dcm", "--model", weights / "emanet.pt", "--level", "0.5")
+    assert (tmp_path / "ok.dcm").exists()
+
+
+class _Payload:
+    """Unpickling this runs code: the unsafe loader would execute it."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned_by_weights",))
+
+
+def test_weights_loaded_only_with_the_safe_unpickler(weights, tmp_path):
+    import torch
+
+    from spectbone.models import WeightsRejected, load_model
+
+    load_model(weights / "emanet.pt")  # our own files load with weights_only=True
+    evil = tmp_path / "evil.pt"
+    blob = torch.load(weights / "emanet.pt", weights_only=True)
+    blob["meta"]["payload"] = _Payload()
+    torch.save(blob, evil)
+    with pytest.raises(WeightsRejected, match="safe"):
+        load_model(evil)
+    proc = run_cli("denoise", nm1_path(), "-o", tmp_path / "x.dcm", "--model", evil, check=False, cwd=tmp_path)
+    assert proc.returncode != 0 and "weights-only" in proc.stderr
+    assert not (tmp_path / "pwned_by_weights").exists()
+
+
+def test_folder_out_mirrors_layout_with_index(weights, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "ward" / "bed1").mkdir(parents=True)
+    (folder / "ward" / "bed1" / "scan").write_bytes(nm1_path().read_bytes())
+    (folder / "broken.dcm").write_text("not a DICOM file")
+    proc = run_cli("denoise", folder, "-o", tmp_path / "out", "--model", weights / "emanet.pt", "--level", "10",
+                   "--log", tmp_path / "denoise.log")
+    log = (tmp_path / "denoise.log").read_text() + proc.stderr
+    assert "file #2" in log and not any(word in log for word in ("ward", "bed1", str(tmp_path)))  # no input path
+    index = pd.read_csv(tmp_path / "out" / "denoise.csv", keep_default_na=False)
+    assert list(index["input"]) == ["broken.dcm", "ward/bed1/scan"]
+    assert list(index["status"]) == ["skipped", "ok"] and "not a DICOM file" in index["reason"].iloc[0]
+    assert index["output"].iloc[1] == "ward/bed1/scan.dcm"
+    assert pydicom.dcmread(tmp_path / "out" / "ward" / "bed1" / "scan.dcm").Rows == 1024
+
+
+def test_bundle_carries_its_estimator(weights, tmp_path):
+    """`spectbone bundle`: one file for both stages; `denoise --model` then needs nothing beside it."""
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    run_cli("bundle", "--model", weights / "emanet.pt", "--estimator", weights / "estimator.pt",
+            "-o", lonely / "emanet_two_stage.pt")
+    run_cli("denoise", nm1_path(), "-o", tmp_path / "a.dcm", "--model", lonely / "emanet_two_stage.pt")
+    run_cli("denoise", nm1_path(), "-o", tmp_path / "b.dcm", "--model", weights / "emanet.pt")
+    a, b = (pydicom.dcmread(tmp_path / f"{n}.dcm") for n in "ab")
+    assert "embedded in the model file" in a.DerivationDescription
+    np.testing.assert_array_equal(a.pixel_array, b.pixel_array)  # the same estimator, the same result
+    proc = run_cli("bundle", "--model", weights / "emanet.pt", "--estimator", weights / "emanet.pt",
+                   "-o", tmp_path / "bad.pt", check=False)
+    assert proc.returncode != 0 and "not a stage-1 noise estimator" in proc.stderr

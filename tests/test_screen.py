@@ -83,7 +83,7 @@ def test_phantom_screening_precision_recall(tmp_path):
     cohort, truth, conv, pre = (tmp_path / d for d in ("dicom", "truth", "conv", "pre"))
     assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", "32",
                  "--seed", "2718", "--problem-fraction", "0.5", "--workers", "2"]) == 0
-    assert main(["convert", str(cohort), "--out", str(conv)]) == 0
+    assert main(["convert", str(cohort), "--out", str(conv), "--phantom"]) == 0
     log = tmp_path / "preprocess.log"
     assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre),
                  "--truth", str(truth), "--size", "64", "--log", str(log)]) == 0

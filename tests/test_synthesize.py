@@ -76,11 +76,11 @@ def test_dicom_round_trip(cohort):
         assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
         assert ds.SeriesDescription == "WB ANT/POST"
         assert ds.NumberOfFrames == 2 and ds.NumberOfDetectors == 2 and list(ds.DetectorVector) == [1, 2]
-        assert ds.FrameIncrementPointer == pydicom.tag.Tag(0x0054, 0x0020)
+        assert list(ds.FrameIncrementPointer) == [pydicom.tag.Tag(0x0054, 0x0010), pydicom.tag.Tag(0x0054, 0x0020)]
         assert [float(x) for x in ds.PixelSpacing] == [2.26, 2.26]
         views = [item.ViewCodeSequence[0] for item in ds.DetectorInformationSequence]
         assert [(c.CodeValue, c.CodeMeaning, c.CodingSchemeDesignator) for c in views] == [
-            ("G-A117", "anterior", "SRT"), ("G-A118", "posterior", "SRT")]
+            ("399321004", "anterior projection", "SCT"), ("399001007", "posterior projection", "SCT")]
         assert str(ds.PatientID).startswith("MRN") and "^" in str(ds.PatientName)
         assert len(ds.PatientBirthDate) == 8 and len(ds.StudyDate) == 8
         px = ds.pixel_array

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("spectbone.paper.params", "parameter count per network"),
     "bench": ("spectbone.bench.command", "benchmarks: training speed vs matmul peak, loader, BM3D"),
     "denoise": ("spectbone.infer.denoise", "denoise new DICOM studies with a trained EMANet"),
+    "bundle": ("spectbone.models.bundle", "one weights file for both stages: EMANet with its estimator inside"),
 }
 
 

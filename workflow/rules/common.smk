@@ -1,5 +1,6 @@
 # Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
 import json
+from snakemake.exceptions import WorkflowError
 import os
 
 NAME = config["name"]
@@ -8,6 +9,17 @@ OUT = f"results/{NAME}"
 SYNTHETIC = config["data"]["dicom_dir"] is None
 COHORT = f"{RES}/cohort" if SYNTHETIC else config["data"]["dicom_dir"]
 TRUTH = f"{RES}/truth" if SYNTHETIC else None
+
+if not SYNTHETIC:  # refuse real data without a secret pseudonym key now, not after the first jobs
+    try:
+        from spectbone.util.pseudonym import MissingKey, secret_key
+    except ImportError:  # the package lives only in the jobs' environment: `spectbone convert` checks
+        pass
+    else:
+        try:
+            secret_key(key_file=config["data"].get("id_key_file"))
+        except MissingKey as exc:
+            raise WorkflowError(f"data.dicom_dir is set (real patient data): {exc}") from None
 TR = config["training"]
 EV = config["evaluation"]
 CONDA_ENV = "../../envs/spectbone.yaml"  # used with --sdm conda; mirrors pyproject's pins
@@ -102,6 +114,12 @@ def attempt_scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
+def decode_limit_args():
+    """`spectbone convert` decoding limits from config data.decode_limits."""
+    lim = config["data"].get("decode_limits") or {}
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(lim.items()))
+
+
 def optional_arg(flag, value):
     return f"{flag} {value}" if value not in (None, "") else ""
 
@@ -127,11 +145,10 @@ def resolved_config_json():
 
     Folders of user data are recorded only as set or not (their names can carry patient names)."""
     resolved = json.loads(json.dumps(config))
-    for section, key in [("data", "dicom_dir"), ("pretrain", "mayo_dir"), ("pretrain", "natural_dir")]:
+    for section, key in [("data", "dicom_dir"), ("data", "id_key_file"), ("pretrain", "mayo_dir"),
+                         ("pretrain", "natural_dir")]:
         if resolved.get(section, {}).get(key):
             resolved[section][key] = "(set; path not recorded)"
-    if not SYNTHETIC:
-        resolved["data"].pop("salt", None)
     return json.dumps(resolved, sort_keys=True)
 
 

@@ -28,6 +28,7 @@ rule testset:
         f"{OUT}/noise/testset.npz",
     params:
         pre=preprocess_dir,
+        truth="--truth" if SYNTHETIC else "--no-truth",
         levels=config["noise"]["test_levels"],
         seed=config["seed"],
     conda:
@@ -36,4 +37,4 @@ rule testset:
         f"{OUT}/logs/testset/testset.log",
     shell:
         "spectbone make-testset --preprocess-dir {params.pre} --split {input.split} --levels {params.levels}"
-        " --out {output} --seed {params.seed} --log {log}"
+        " {params.truth} --out {output} --seed {params.seed} --log {log}"

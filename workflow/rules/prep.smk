@@ -1,5 +1,9 @@
 # Raw DICOM -> usable 2-D images (package spectbone.prep): convert, crop/screen/resize, patient split.
 
+# Pseudonyms: the phantom uses the public demo key (--phantom); real data the secret in
+# $SPECTBONE_ID_KEY (or in the file data.id_key_file names), read by the package, never put on a
+# command line.
+
 
 rule convert:
     input:
@@ -9,7 +13,8 @@ rule convert:
         rejects=f"{OUT}/convert/rejects.csv",
     params:
         out=output_dir,
-        salt=config["data"]["salt"],
+        key="--phantom" if SYNTHETIC else optional_arg("--id-key-file", config["data"]["id_key_file"]),
+        limits=decode_limit_args(),
     conda:
         CONDA_ENV
     log:
@@ -17,7 +22,7 @@ rule convert:
     benchmark:
         f"{OUT}/benchmarks/convert/convert.tsv"
     shell:
-        "spectbone convert {input} --out {params.out} --salt {params.salt} --log {log}"
+        "spectbone convert {input} --out {params.out} {params.key} {params.limits} --log {log}"
 
 
 rule preprocess:

@@ -22,7 +22,6 @@ No patient-identifying header value (names, IDs, dates) is returned in a message
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import warnings
@@ -34,6 +33,12 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from spectbone.dicom.errors import DicomRejected
+from spectbone.dicom.safety import (DEFAULT_LIMITS, DecodeLimits, check_deflated, check_dimensions,
+                                    check_encapsulated, check_file_size)
+
+__all__ = ["ANT", "POST", "UNKNOWN", "DicomRejected", "DecodeLimits", "NMImage", "read_nm_images"]
+
 ANT, POST, UNKNOWN = "ANT", "POST", "unknown"
 
 # SOP classes whose pixel data we accept as a planar NM count image.
@@ -43,10 +48,12 @@ NM_MODALITIES = {"NM"}
 
 _ANT_WORDS = {"ANT", "ANTERIOR", "AP", "ANTEROPOSTERIOR", "ANTERO-POSTERIOR"}
 _POST_WORDS = {"POST", "POSTERIOR", "PA", "POSTEROANTERIOR", "POSTERO-ANTERIOR"}
-# Coded projections (SNOMED-RT): antero-posterior and postero-anterior. Code meanings are
-# matched as words first, so other code systems work whenever their meaning says the view.
-_ANT_CODES = {"R-10206"}
-_POST_CODES = {"R-10214"}
+# Coded projections, current SNOMED CT (SCT) and the old SNOMED-RT (SRT) forms a camera may write:
+# CID 26 anterior / posterior projection (SCT 399321004 / 399001007, SRT G-5215 / G-5216) and the
+# antero-posterior / postero-anterior qualifiers (SCT 399348003, SRT R-10206 / R-10214). Code
+# meanings are matched as words first, so other code systems work whenever their meaning says the view.
+_ANT_CODES = {"399321004", "G-5215", "399348003", "R-10206"}
+_POST_CODES = {"399001007", "G-5216", "R-10214"}
 
 
 @contextlib.contextmanager
@@ -61,10 +68,6 @@ def _quiet_pydicom():
         logger.setLevel(old)
 
 
-class DicomRejected(Exception):
-    """A file that cannot become a count image; ``str(exc)`` is the reason for people."""
-
-
 @dataclass
 class NMImage:
     view: str                 # ANT, POST or unknown
@@ -76,11 +79,6 @@ class NMImage:
     def __iter__(self):       # unpacks as (view, counts, pixel_spacing, dataset)
         return iter((self.view, self.counts, self.pixel_spacing, self.dataset))
 
-
-
-def anonymise(value: str, salt: str) -> str:
-    """First 12 hex digits of sha256(salt + value)."""
-    return hashlib.sha256((salt + value).encode("utf-8")).hexdigest()[:12]
 
 
 def _ts_name(ts: UID) -> str:
@@ -193,9 +191,11 @@ def _check_pixel_module(ds: pydicom.Dataset) -> int:
     return n_frames
 
 
-def _read_dataset(path: Path) -> pydicom.Dataset:
+def _read_dataset(path: Path, limits: DecodeLimits) -> pydicom.Dataset:
     if path.stat().st_size == 0:
         raise DicomRejected("the file is empty (0 bytes)")
+    check_file_size(path, limits)
+    check_deflated(path, limits)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -211,7 +211,8 @@ def _read_dataset(path: Path) -> pydicom.Dataset:
                     "not a DICOM file: it has no 'DICM' marker and does not parse as a DICOM data set"
                 ) from None
         except (EOFError, OSError) as exc:
-            raise DicomRejected(f"the file ends before its DICOM data set is complete (truncated): {exc}") from None
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise DicomRejected(f"the file ends before its DICOM data set is complete (truncated): {detail}") from None
         except Exception as exc:  # pydicom raises assorted errors on corrupt headers
             raise DicomRejected(f"the DICOM header could not be parsed ({type(exc).__name__}: {exc})") from None
     for w in caught:
@@ -238,13 +239,14 @@ def _check_modality(ds: pydicom.Dataset) -> None:
     )
 
 
-def _decode(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:
+def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndarray:
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     if not ts:
         raise DicomRejected("the file does not say how its pixel data is encoded (no Transfer Syntax UID)")
     if not ts.is_transfer_syntax:
         raise DicomRejected(f"the transfer syntax {ts} is not one DICOM defines, so the pixels cannot be decoded")
+    decoded_bytes = check_dimensions(ds, n_frames, limits)
     if not ts.is_compressed:
         expected = _expected_native_bytes(ds, n_frames)
         actual = len(ds.PixelData)
@@ -270,6 +272,7 @@ def _decode(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:
                 f"no installed decoder handles transfer syntax {_ts_name(ts)}"
                 + (f" (would need {missing})" if missing else "")
             )
+        check_encapsulated(ds, n_frames, ts, decoded_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -317,18 +320,19 @@ def _rescale(ds: pydicom.Dataset, arr: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def read_nm_images(path: str | Path) -> list[NMImage]:
+def read_nm_images(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> list[NMImage]:
     """All count images in one DICOM file, one per frame.
 
     Each item unpacks as ``(view, counts, pixel_spacing, dataset)`` (and has ``.frame``).
-    Raises `DicomRejected` with a readable reason when the file cannot be used.
+    Raises `DicomRejected` with a readable reason when the file cannot be used; sizes are checked
+    against `limits` before anything is inflated or decoded (`spectbone.dicom.safety`).
     """
     path = Path(path)
     with _quiet_pydicom():
-        ds = _read_dataset(path)
+        ds = _read_dataset(path, limits)
         _check_modality(ds)
         n_frames = _check_pixel_module(ds)
-        arr = _decode(ds, n_frames)
+        arr = _decode(ds, n_frames, limits)
     counts = _rescale(ds, arr)
     if not np.all(np.isfinite(counts)):
         raise DicomRejected("the rescaled pixel values are not all finite numbers")

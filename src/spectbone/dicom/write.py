@@ -1,10 +1,12 @@
 """Write a whole-body study as one NM Image Storage object: two frames (ANT, POST), uint16 counts.
 
 The object follows the NM Image IOD the way a dual-head camera writes a whole-body sweep:
-multi-frame, Frame Increment Pointer -> Detector Vector, Detector Vector [1, 2], Number of Detectors 2,
-one Detector Information Sequence item per head carrying its View Code Sequence (SRT
-G-A117 anterior, G-A118 posterior), Image Type ORIGINAL\\PRIMARY\\WHOLE BODY\\EMISSION, explicit VR
-little endian. Identity fields are fake but shaped like real PHI (names, MRN, dates), so the
+multi-frame, Frame Increment Pointer -> Energy Window Vector and Detector Vector (as the NM
+Multi-frame module requires for WHOLE BODY images), Detector Vector [1, 2], Number of Detectors 2,
+one Detector Information Sequence item per head carrying its View Code Sequence (CID 26 Nuclear
+Medicine Projections: SCT 399321004 anterior projection, 399001007 posterior projection), patient
+supine, head first (CIDs 19-21), Image Type ORIGINAL\\PRIMARY\\WHOLE BODY\\EMISSION, explicit VR little
+endian. `dciodvfy` (dicom3tools) reports no error on it (tests/test_denoise.py). Identity fields are fake but shaped like real PHI (names, MRN, dates), so the
 conversion stage has something real to anonymise. UIDs are derived from caller-given entropy, so
 the same seed writes byte-identical files.
 """
@@ -21,7 +23,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
-VIEW_CODES = {"ANT": ("G-A117", "anterior"), "POST": ("G-A118", "posterior")}
+PHANTOM_MODEL_NAME = "spectbone whole-body bone phantom"  # marks the files the public demo key may name
+VIEW_CODES = {"ANT": ("399321004", "anterior projection"), "POST": ("399001007", "posterior projection")}
 FAMILY = ["DOE", "ROE", "SMITH", "JOHNSON", "GARCIA", "MILLER", "DAVIS", "MARTINEZ", "LOPEZ", "WILSON",
           "TAYLOR", "MOORE", "WHITE", "HARRIS", "CLARK", "LEWIS", "WALKER", "YOUNG", "KING", "WRIGHT",
           "CHEN", "WANG", "LI", "ZHANG", "LIU", "YANG", "HUANG", "ZHAO", "WU", "ZHOU"]
@@ -120,7 +123,7 @@ def build_nm_dataset(frames: dict[str, np.ndarray], identity: Identity, uid_entr
     ds.StationName = "PHANTOM"
     ds.StudyDescription = "Whole Body Bone"
     ds.SeriesDescription = "WB ANT/POST"
-    ds.ManufacturerModelName = "spectbone whole-body bone phantom"
+    ds.ManufacturerModelName = PHANTOM_MODEL_NAME
     ds.PatientName = identity.patient_name
     ds.PatientID = identity.patient_id
     ds.PatientBirthDate = identity.birth_date
@@ -134,6 +137,11 @@ def build_nm_dataset(frames: dict[str, np.ndarray], identity: Identity, uid_entr
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = ""  # Type 2: no anatomical reference point
+    orientation = _code("102538003", "SCT", "recumbent")
+    orientation.PatientOrientationModifierCodeSequence = Sequence([_code("40199007", "SCT", "supine")])
+    ds.PatientOrientationCodeSequence = Sequence([orientation])
+    ds.PatientGantryRelationshipCodeSequence = Sequence([_code("102540008", "SCT", "headfirst")])
     ds.StudyID = "1"
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
@@ -151,10 +159,9 @@ def build_nm_dataset(frames: dict[str, np.ndarray], identity: Identity, uid_entr
     pharm = Dataset()
     pharm.Radiopharmaceutical = "Tc-99m MDP"
     pharm.RadionuclideTotalDose = "740"
-    pharm.RadionuclideHalfLife = "21624"
     injected_hour = max(int(identity.study_time[:2]) - 3, 0)  # images about 3 h after injection
     pharm.RadiopharmaceuticalStartTime = f"{injected_hour:02d}{identity.study_time[2:]}"
-    pharm.RadionuclideCodeSequence = Sequence([_code("C-163A8", "SRT", "^99m^Technetium")])
+    pharm.RadionuclideCodeSequence = Sequence([_code("72454006", "SCT", "^99m^Technetium")])
     ds.RadiopharmaceuticalInformationSequence = Sequence([pharm])
 
     win = Dataset()
@@ -173,13 +180,15 @@ def build_nm_dataset(frames: dict[str, np.ndarray], identity: Identity, uid_entr
         det.CollimatorGridName = "LEHR"
         det.CollimatorType = "PARA"
         det.ZoomFactor = ["1", "1"]
-        det.ViewCodeSequence = Sequence([_code(VIEW_CODES[v][0], "SRT", VIEW_CODES[v][1])])
+        det.ViewCodeSequence = Sequence([_code(VIEW_CODES[v][0], "SCT", VIEW_CODES[v][1])])
+        det.ImagePositionPatient = None  # Type 2: unknown for a planar sweep
+        det.ImageOrientationPatient = None
         detectors.append(det)
     ds.DetectorInformationSequence = Sequence(detectors)
     ds.NumberOfDetectors = n
     ds.DetectorVector = list(range(1, n + 1))
     ds.NumberOfFrames = n
-    ds.FrameIncrementPointer = (0x0054, 0x0020)  # Detector Vector
+    ds.FrameIncrementPointer = [(0x0054, 0x0010), (0x0054, 0x0020)]  # Energy Window Vector, Detector Vector
 
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"

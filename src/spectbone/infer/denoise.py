@@ -3,21 +3,33 @@
 Each frame is mapped to grey levels with the study's own factor (the preprocessing's 99.5th
 percentile rule, without clipping, so no counts are lost), its noise level estimated by the stage-1
 network (or given with --level), denoised at its native sampling (the networks are fully
-convolutional), and mapped back to counts. The output keeps the original's rows, columns, frames and
-pixel spacing, with new UIDs, ImageType DERIVED and a description of the processing; a PNG preview
-shows the original beside the denoised study. Patient attributes are carried over unchanged into the
-derived DICOM (it belongs in the same patient record) but never into logs or previews.
+convolutional), and mapped back to counts. The output (`spectbone.dicom.derived`) keeps the
+original's rows, columns, frames and pixel spacing as a new DERIVED\\PRIMARY series that references
+its source and names the model, version and weights checksum; a PNG preview shows the original beside
+the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
+in the same patient record) but never into logs or previews; logs name files by position.
+
+`--model` alone is enough: the stage-1 estimator is taken from the model file when embedded
+(`spectbone bundle`), else
+from ``estimator.pt`` beside it (the workflow's models/ folder); a network of the wrong kind is a
+clear error. Weights are only ever loaded with the safe weights-only unpickler. A folder in gives a
+folder out that mirrors its layout, plus ``denoise.csv`` (input, output, frames, levels, status,
+reason); a file that cannot be read is reported there and the rest go on. Outputs are written
+atomically.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+import pandas as pd
 
+from spectbone.dicom.derived import derived_dataset
+from spectbone.util.atomic import atomic_path, save_csv, save_dicom
+from spectbone.util.hashing import sha256_file
 from spectbone.util.runtime import add_common_arguments, pick_device, set_threads, setup_logging
 
 log = logging.getLogger("spectbone.infer.denoise")
@@ -38,37 +50,9 @@ def denoise_counts(counts: np.ndarray, model, kind: str, estimator, device, leve
     body = counts[counts > 0]
     cpg = float(np.percentile(body if body.size else counts, GREY_PERCENTILE)) / GREY_MAX or 1.0
     grey, (h, w) = _pad_to_multiple(counts.astype(np.float32) / cpg)
-    sigma = np.array([level], np.float32) if level else estimate_levels(estimator, grey[None], device)
+    sigma = np.array([level], np.float32) if level is not None else estimate_levels(estimator, grey[None], device)
     out = denoise_batch(model, kind, grey[None], sigma, device)[0][:h, :w]
     return np.clip(out * cpg, 0, None), float(sigma[0])
-
-
-def derived_dataset(ds: pydicom.Dataset, frames: np.ndarray, description: str) -> pydicom.Dataset:
-    """A copy of `ds` holding `frames` (uint16 counts) as a new derived series, same geometry."""
-    out = ds.copy()
-    scaled = np.round(frames).astype(np.float64)
-    slope = max(1.0, float(scaled.max()) / 65535.0)
-    pixels = np.round(scaled / slope).astype(np.uint16)
-    out.file_meta = ds.file_meta.copy()
-    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out.SOPInstanceUID = generate_uid()
-    out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
-    out.SeriesInstanceUID = generate_uid()
-    out.SeriesNumber = int(ds.get("SeriesNumber", 0) or 0) + 1000
-    out.ImageType = ["DERIVED", "SECONDARY"] + list(ds.get("ImageType", ["", ""])[2:])
-    out.SeriesDescription = (str(ds.get("SeriesDescription", "")) + " EMANet denoised").strip()[:64]
-    out.DerivationDescription = description[:1024]
-    out.BitsAllocated, out.BitsStored, out.HighBit, out.PixelRepresentation = 16, 16, 15, 0
-    out.SamplesPerPixel, out.PhotometricInterpretation = 1, "MONOCHROME2"
-    if slope != 1.0:
-        out.RescaleSlope, out.RescaleIntercept = f"{slope:.6g}", "0"
-    else:
-        for key in ("RescaleSlope", "RescaleIntercept"):
-            if key in out:
-                del out[key]
-    out.PixelData = (pixels if pixels.shape[0] > 1 else pixels[0]).tobytes()
-    out["PixelData"].VR = "OW"
-    return out
 
 
 def preview(original: np.ndarray, denoised: np.ndarray, path: Path) -> None:
@@ -86,63 +70,149 @@ def preview(original: np.ndarray, denoised: np.ndarray, path: Path) -> None:
             ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax)
             ax.set_title(f"frame {i + 1}: {label}", fontsize=8)
             ax.axis("off")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
+
+
+def package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("spectbone")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def inputs_of(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not path.exists():
-        raise SystemExit(f"{path}: no such file or folder")
+        raise SystemExit("the input file or folder does not exist")
     return [path]
+
+
+def noise_level(text: str) -> float:
+    """--level: a noise level in grey levels, 0 < level <= 255 (the 0..255 scale of training)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 255 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text}: the noise level must be above 0 and at most 255 grey levels "
+                                         "(leave --level out to estimate it with the stage-1 network)")
+    return value
 
 
 def add_arguments(parser, verb):
     parser.add_argument("input", help="a DICOM file or a folder of them")
     parser.add_argument("-o", "--out", required=True, help="output .dcm (one input file) or folder")
-    parser.add_argument("--model", required=True, help="EMANet weights (models/emanet_*.pt)")
-    parser.add_argument("--estimator", help="stage-1 weights (models/estimator.pt); needed unless --level")
-    parser.add_argument("--level", type=float, default=None, help="noise level in grey levels (skip estimation)")
+    parser.add_argument("--model", required=True, help="denoiser weights (models/emanet_*.pt)")
+    parser.add_argument("--estimator", help="stage-1 weights; default: embedded in --model, else estimator.pt beside it")
+    parser.add_argument("--level", type=noise_level, default=None,
+                        help="noise level in grey levels, 0 < level <= 255 (skips the stage-1 estimate)")
     add_common_arguments(parser, threads=True, device=True)
+
+
+DENOISERS = {"emanet", "dncnn", "redcnn", "wgan_generator"}
+
+
+def resolve_estimator(model_path: Path, meta: dict, given: str | None, device):
+    """The stage-1 estimator: --estimator, else embedded in the model file, else estimator.pt beside it.
+
+    Returns (network, description for the DICOM and log); a wrong kind is a clear error."""
+    from spectbone.models import build_model, load_model
+
+    if given:
+        path, how = Path(given), "given"
+    elif isinstance(meta.get("estimator"), dict) and "state_dict" in meta["estimator"]:
+        blob = meta["estimator"]
+        if blob.get("kind") != "estimator":
+            raise SystemExit(f"{model_path.name}: the embedded estimator is a {blob.get('kind')!r}, not a stage-1 "
+                             "noise estimator")
+        net = build_model("estimator", **blob["kwargs"])
+        net.load_state_dict(blob["state_dict"])
+        return net.to(device).eval(), (f"stage-1 estimator embedded in the model file (from a file with sha256 "
+                                       f"{str(blob.get('sha256', 'unknown'))[:16]})")
+    else:
+        path, how = model_path.parent / "estimator.pt", "found beside the model"
+        if not path.is_file():
+            raise SystemExit(f"{model_path.name} does not embed its stage-1 estimator and there is no estimator.pt "
+                             "beside it: give --estimator (stage-1 weights) or a fixed --level")
+    net, est_meta = load_model(path, map_location=device)
+    kind = est_meta.get("kind") or type(net).__name__
+    if kind != "estimator":
+        raise SystemExit(f"{path.name} ({how}) is a {kind!r} network, not a stage-1 noise estimator")
+    return net.to(device), f"stage-1 estimator {path.name} ({how}, sha256 {sha256_file(path)[:16]})"
+
+
+def _target(out: Path, root: Path, path: Path, single: bool) -> Path:
+    """Folder in -> folder out mirroring its layout (same relative path, .dcm added when it has no suffix)."""
+    if single:
+        return out
+    rel = path.relative_to(root)
+    return out / (rel if rel.suffix else rel.with_name(rel.name + ".dcm"))
 
 
 def run(args):
     from spectbone.dicom.read import DicomRejected, read_nm_images
-    from spectbone.models import load_model
+    from spectbone.models import WeightsRejected, load_model
 
     setup_logging(args.log)
     set_threads(args.threads)
-    if args.level is None and not args.estimator:
-        raise SystemExit("give --estimator (stage-1 weights) or a fixed --level")
     device = pick_device(args.device)
-    model, meta = load_model(args.model, map_location=device)
+    model_path = Path(args.model)
+    try:
+        model, meta = load_model(model_path, map_location=device)
+    except (WeightsRejected, FileNotFoundError) as exc:
+        raise SystemExit(str(exc) if isinstance(exc, WeightsRejected) else f"{model_path.name}: no such file")
+    kind = meta.get("kind", "emanet")
+    if kind not in DENOISERS:
+        raise SystemExit(f"{model_path.name} is a {kind!r} network, not a denoiser ({', '.join(sorted(DENOISERS))})")
     model.to(device)
-    estimator = load_model(args.estimator, map_location=device)[0].to(device) if args.estimator else None
+    estimator, est_note = None, "noise level given (--level)"
+    if args.level is None:
+        try:
+            estimator, est_note = resolve_estimator(model_path, meta, args.estimator, device)
+        except WeightsRejected as exc:
+            raise SystemExit(str(exc)) from None
+        log.info("level map: %s", est_note)
+    model_note = (f"model {model_path.name} ({kind}, sha256 {sha256_file(model_path)[:16]}, spectbone "
+                  f"{package_version()})")
     src = Path(args.input)
     files = inputs_of(src)
+    root = src if src.is_dir() else src.parent
     out = Path(args.out)
-    single = len(files) == 1 and out.suffix.lower() == ".dcm"
-    failures = 0
-    for n, path in enumerate(files):
+    single = not src.is_dir() and out.suffix.lower() == ".dcm"
+    rows, failures = [], 0
+    for n, path in enumerate(files, start=1):
+        row = {"input": path.relative_to(root).as_posix(), "output": "", "frames": 0, "levels": "",
+               "status": "ok", "reason": ""}
         try:
             images = read_nm_images(path)
-        except DicomRejected as err:
-            log.warning("%s: skipped: %s", path.name, err)
+            results = [denoise_counts(im.counts, model, kind, estimator, device, args.level) for im in images]
+        except MemoryError:
+            raise
+        except Exception as err:  # a bad file is reported; the rest go on
+            reason = str(err) if isinstance(err, DicomRejected) else f"{type(err).__name__}: {err}"
+            row.update(status="skipped", reason=reason)
+            rows.append(row)
+            log.warning("file #%d skipped: %s", n, reason)
             failures += 1
             continue
-        results = [denoise_counts(im.counts, model, meta.get("kind", "emanet"), estimator, device, args.level)
-                   for im in images]
         frames = np.stack([r[0] for r in results])
         levels = ", ".join(f"{r[1]:.1f}" for r in results)
-        description = (f"EMANet denoising (spectbone): model {Path(args.model).name}, noise level "
-                       f"{'given' if args.level else 'estimated by the stage-1 network'} {levels} grey levels; "
-                       "counts mapped to grey by the 99.5th percentile, denoised, mapped back.")
-        target = out if single else out / f"denoised_{n:04d}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        derived_dataset(images[0].dataset, frames, description).save_as(target, enforce_file_format=True)
+        description = (f"EMANet two-stage denoising (spectbone): {model_note}; {est_note}; noise level "
+                       f"{levels} grey levels; counts mapped to grey by the 99.5th percentile, denoised, mapped back")
+        target = _target(out, root, path, single)
+        save_dicom(target, derived_dataset(images[0].dataset, frames, description, "EMANet denoised"))
         preview(np.stack([im.counts for im in images]), frames, target.with_suffix(".png"))
-        log.info("study %d: %d frame(s), level %s -> %s", n + 1, len(images), levels, target)
+        row.update(output=target.relative_to(out).as_posix() if not single else target.name,
+                   frames=len(images), levels=levels)
+        rows.append(row)
+        log.info("file #%d: %d frame(s), level %s (written; see denoise.csv)", n, len(images), levels)
+    if not single:
+        save_csv(out / "denoise.csv", pd.DataFrame(rows, columns=list(rows[0]) if rows else ["input", "output"]))
     if failures == len(files):
-        raise SystemExit(f"{src}: no readable NM image among {len(files)} file(s)")
+        raise SystemExit(f"no readable NM image among {len(files)} input file(s)")
     return 0

@@ -32,7 +32,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
 }
 
 __all__ = ["MODEL_CLASSES", "EMANET_ABLATIONS", "EMANet", "NoiseEstimator", "DnCNN", "REDCNN", "WGANGenerator",
-           "WGANCritic", "ResUNetSE", "build_model", "save_model", "load_model", "count_parameters"]
+           "WGANCritic", "ResUNetSE", "build_model", "save_model", "load_model", "count_parameters", "WeightsRejected"]
 
 
 def build_model(kind: str, **kwargs) -> nn.Module:
@@ -48,20 +48,52 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def plain(value):
+    """`value` as plain Python (dict/list/str/int/float/bool/None, tensors kept), which the
+    weights-only unpickler accepts: numpy scalars become numbers, anything else its string."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if value is None or isinstance(value, (str, bool, int, float, torch.Tensor)):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return plain(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
 def save_model(path: str | os.PathLike, model: nn.Module, kind: str, kwargs: dict, meta: dict | None = None) -> None:
-    """``torch.save({"kind", "kwargs", "state_dict", "meta"})`` (tensors moved to CPU), creating the folder."""
+    """``torch.save({"kind", "kwargs", "state_dict", "meta"})`` (tensors moved to CPU), creating the folder.
+
+    kwargs and meta are stored as plain Python, so `load_model` never needs the unsafe unpickler."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"kind": kind, "kwargs": dict(kwargs), "state_dict": state, "meta": dict(meta or {})}, path)
+    torch.save({"kind": kind, "kwargs": plain(dict(kwargs)), "state_dict": state, "meta": plain(dict(meta or {}))},
+               path)
+
+
+class WeightsRejected(ValueError):
+    """A weights file the safe loader refuses or that is not a spectbone model."""
 
 
 def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Module, dict]:
-    """``(model in eval mode on map_location, meta)`` from a :func:`save_model` file."""
+    """``(model in eval mode on map_location, meta)`` from a :func:`save_model` file.
+
+    Always ``weights_only=True``: a weights file can come from anyone, and the full unpickler runs
+    whatever code the file names."""
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:  # meta holding types the safe unpickler refuses; our own files only
-        blob = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise WeightsRejected(f"{Path(path).name}: not loadable with the safe (weights-only) loader "
+                              f"({type(exc).__name__}); spectbone only loads plain weights files") from None
+    if not isinstance(blob, dict) or not {"kind", "kwargs", "state_dict"} <= set(blob):
+        raise WeightsRejected(f"{Path(path).name}: not a spectbone weights file (no kind/kwargs/state_dict)")
     model = build_model(blob["kind"], **blob["kwargs"])
     model.load_state_dict(blob["state_dict"])
     if isinstance(map_location, (str, torch.device)):

@@ -8,6 +8,8 @@ fixed seeds, and stored, so every method sees the very same noisy pixels.
 
 from __future__ import annotations
 
+import argparse
+
 import logging
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from spectbone.noise.poisson import add_poisson_level_noise, noise_seed
+from spectbone.util.atomic import atomic_path
 from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.noise.augment")
@@ -36,11 +39,22 @@ def load_images(preprocess_dir: str | Path, image_ids) -> np.ndarray:
     return np.stack([np.load(root / "images" / f"{i}.npy") for i in image_ids]).astype(np.float32)
 
 
-def load_truth(preprocess_dir: str | Path, image_ids) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Noiseless truth and lesion masks for `image_ids`, or (None, None) for real data without truth."""
+def load_truth(preprocess_dir: str | Path, image_ids,
+               required: bool | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Noiseless truth and lesion masks for `image_ids`, or (None, None) for real data without truth.
+
+    A missing truth file is an error, never a silent switch to scoring without truth: with
+    ``required=True`` every image must have one; with None (infer) either all or none may have one;
+    ``required=False`` reads none."""
+    if required is False:
+        return None, None
     root = Path(preprocess_dir) / "truth"
     files = [root / f"{i}.npz" for i in image_ids]
-    if not files or not all(f.exists() for f in files):
+    missing = [f.stem for f in files if not f.exists()]
+    if missing and (required or len(missing) < len(files)):
+        raise FileNotFoundError(f"{len(missing)} of {len(files)} images have no truth file in the preprocess "
+                                f"folder's truth/ (first: {', '.join(missing[:3])}): rerun preprocess with --truth")
+    if not files or missing:
         return None, None
     clean, lesions = [], []
     for f in files:
@@ -68,11 +82,12 @@ def train_manifest(image_ids: list[str], levels: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_index", "image_id", "level"])
 
 
-def make_testset(preprocess_dir, split_csv, levels: list[int], seed: int, out: str | Path) -> dict:
+def make_testset(preprocess_dir, split_csv, levels: list[int], seed: int, out: str | Path,
+                 truth_required: bool | None = None) -> dict:
     """Draw the test set's noisy images once; store clean, truth, masks and noisy stacks in one npz."""
     ids = split_ids(split_csv, "test")
     clean = load_images(preprocess_dir, ids)
-    truth, lesions = load_truth(preprocess_dir, ids)
+    truth, lesions = load_truth(preprocess_dir, ids, required=truth_required)
     noisy = np.empty((len(levels),) + clean.shape, dtype=np.float32)
     for li, level in enumerate(tqdm(levels, desc="test-set noise", unit="level")):
         for n in range(len(ids)):
@@ -80,8 +95,8 @@ def make_testset(preprocess_dir, split_csv, levels: list[int], seed: int, out: s
     arrays = dict(image_id=np.array(ids), levels=np.array(levels, dtype=np.int32), clean=clean, noisy=noisy)
     if truth is not None:
         arrays.update(truth=truth, lesions=lesions)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     return arrays
 
 
@@ -90,6 +105,10 @@ def add_arguments(parser, verb):
     parser.add_argument("--split", required=True, help="split CSV from `spectbone split`")
     parser.add_argument("--levels", required=True, help="levels, e.g. 1:50 or 5:40:5")
     parser.add_argument("--out", required=True)
+    if verb == "make-testset":
+        parser.add_argument("--truth", action=argparse.BooleanOptionalAction, default=None,
+                            help="--truth: every test image must have its phantom truth (error otherwise); "
+                                 "--no-truth: real data, score against the original only; default: whatever is there")
     add_common_arguments(parser, seed=True)
 
 
@@ -103,7 +122,7 @@ def run(args):
         manifest.to_csv(args.out, index=False)
         log.info("training manifest: %d images x %d levels = %d samples", len(ids), len(levels), len(manifest))
     else:
-        arrays = make_testset(args.preprocess_dir, args.split, levels, args.seed, args.out)
+        arrays = make_testset(args.preprocess_dir, args.split, levels, args.seed, args.out, args.truth)
         log.info("test set: %d images x %d levels = %d noisy images (truth: %s)", len(arrays["image_id"]),
                  len(levels), arrays["noisy"].shape[0] * arrays["noisy"].shape[1], "truth" in arrays)
     return 0

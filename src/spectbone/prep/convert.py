@@ -1,4 +1,4 @@
-"""`spectbone convert INPUT_DIR --out DIR [--salt TEXT] [--log FILE]`.
+"""`spectbone convert INPUT_DIR --out DIR [--phantom] [--log FILE]`.
 
 Reads every file under INPUT_DIR (recursively, whatever its name; DICOMDIR and desktop junk
 skipped) and writes one float32 count image per view:
@@ -6,15 +6,27 @@ skipped) and writes one float32 count image per view:
 - ``DIR/images/<image_id>.npy``: float32 counts (rescale slope/intercept applied);
 - ``DIR/manifest.csv``: image_id, patient_id, study_id, view, frame, rows, cols,
   pixel_spacing_mm, total_counts, source_sha256, status, image_path;
-- ``DIR/rejects.csv``: source (path relative to INPUT_DIR), source_sha256, reason.
+- ``DIR/rejects.csv``: position, file_id, source_sha256, reason.
 
 ``image_id`` is ``<study_id>_<view>`` (``<study_id>_frame<N>`` when the view is unknown), with
 ``_2``, ``_3``... appended if a study holds the same view more than once. ``patient_id`` and
-``study_id`` are the first 12 hex digits of sha256(salt + PatientID / StudyInstanceUID); with
-real patients, pass a secret ``--salt``. ``pixel_spacing_mm`` is the mean of the row and column
-spacing (NaN when absent). No name, ID or date from a header is written anywhere, logs included.
-A byte-identical copy of a file already converted is rejected (it would leak across the split).
-Exit status 0 even with rejects; 1 if INPUT_DIR is missing or nothing converted.
+``study_id`` are pseudonyms: the first 12 hex digits of HMAC-SHA256(key, PatientID /
+StudyInstanceUID) (`spectbone.util.pseudonym`). The key is the secret in ``$SPECTBONE_ID_KEY``,
+or in the file ``--id-key-file`` names; without one (unset, or shorter than 16 characters) the run
+refuses, before reading anything.
+Only ``--phantom`` (the embedded synthetic cohort, which the workflow passes itself) uses the
+built-in public demo key, and then every file must be a spectbone phantom file.
+
+No input path is written anywhere, logs included (export folders are often named after patients):
+a rejected file is named by its ``position`` in the sorted recursive listing of INPUT_DIR (1-based)
+and by ``file_id``, a pseudonym of its path relative to INPUT_DIR, which the key holder can
+recompute. Sizes are checked before anything is inflated or decoded (`spectbone.dicom.safety`;
+``--max-rows/--max-cols/--max-frames/--max-mb``, config ``data.decode_limits``). No name, ID or date from a header is written either. ``pixel_spacing_mm`` is the mean
+of the row and column spacing (NaN when absent). A byte-identical copy of a file already
+converted is rejected (it would leak across the split). Every output is written atomically; an
+OSError or MemoryError while writing (a full disk) stops the run with exit status 1 and leaves no
+partial file. Exit status 0 even with rejects; 1 if INPUT_DIR is missing or nothing converted;
+2 without a usable key.
 """
 
 from __future__ import annotations
@@ -27,24 +39,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.dicom.read import UNKNOWN, DicomRejected, anonymise, read_nm_images
+from spectbone.dicom.read import UNKNOWN, DicomRejected, read_nm_images
+from spectbone.dicom.safety import DEFAULT_LIMITS, DecodeLimits
+from spectbone.dicom.write import PHANTOM_MODEL_NAME
+from spectbone.util.atomic import save_csv, save_npy
 from spectbone.util.hashing import sha256_file
+from spectbone.util.pseudonym import MissingKey, PseudonymKey, demo_key, secret_key
 from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.prep.convert")
 
 MANIFEST_COLUMNS = ["image_id", "patient_id", "study_id", "view", "frame", "rows", "cols",
                     "pixel_spacing_mm", "total_counts", "source_sha256", "status", "image_path"]
-REJECT_COLUMNS = ["source", "source_sha256", "reason"]
-DEFAULT_SALT = "spectbone-v1"
+REJECT_COLUMNS = ["position", "file_id", "source_sha256", "reason"]
 SKIP_NAMES = {"DICOMDIR", ".DS_STORE", "THUMBS.DB", "DESKTOP.INI"}
 
 
 def add_arguments(parser, verb: str = "convert") -> None:
     parser.add_argument("input_dir", metavar="INPUT_DIR", help="folder of DICOM files (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder (images/, manifest.csv, rejects.csv)")
-    parser.add_argument("--salt", default=DEFAULT_SALT,
-                        help="salt for the anonymised patient/study ids (keep it secret for real data)")
+    parser.add_argument("--phantom", action="store_true",
+                        help="INPUT_DIR is the embedded synthetic phantom: use the public demo key for its "
+                             "pseudonyms (any other file is rejected). Real data take the secret key from "
+                             "$SPECTBONE_ID_KEY")
+    parser.add_argument("--id-key-file", default=None,
+                        help="file holding the secret pseudonym key (instead of $SPECTBONE_ID_KEY); only its "
+                             "path is given here, never the key")
+    d = DEFAULT_LIMITS
+    parser.add_argument("--max-rows", type=int, default=d.max_rows, help="decoding limit: rows per frame")
+    parser.add_argument("--max-cols", type=int, default=d.max_cols, help="decoding limit: columns per frame")
+    parser.add_argument("--max-frames", type=int, default=d.max_frames, help="decoding limit: frames per file")
+    parser.add_argument("--max-mb", type=float, default=d.max_mb,
+                        help="decoding limit: MiB of decoded pixel data per file (also bounds deflated data sets)")
     add_common_arguments(parser, log=True)
 
 
@@ -78,46 +104,72 @@ def _study_key(ds) -> str:
     return ""
 
 
-def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, salt: str = DEFAULT_SALT,
-            progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Convert a folder; returns (manifest, rejects) and writes them under out_dir."""
+def is_phantom_file(ds) -> bool:
+    """True for a file the embedded phantom wrote (the only files the public demo key may name)."""
+    return str(ds.get("ManufacturerModelName", "")) == PHANTOM_MODEL_NAME
+
+
+def _scrub(text: str, *paths: Path | str) -> str:
+    """Remove any input path a library put into an error message."""
+    for p in sorted({str(p) for p in paths if str(p) not in ("", ".")}, key=len, reverse=True):
+        text = text.replace(p, "<input file>")
+    return text
+
+
+def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: PseudonymKey,
+            limits: DecodeLimits = DEFAULT_LIMITS, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Convert a folder; returns (manifest, rejects) and writes them under out_dir.
+
+    Input paths never reach a log or an output: files are named by position and pseudonym."""
     from tqdm import tqdm
 
     root, out = Path(input_dir), Path(out_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"input folder {root} does not exist or is not a folder")
+        raise FileNotFoundError("the input folder does not exist or is not a folder (path not shown: "
+                                "folder names can carry patient names)")
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows, rejects = [], []
-    seen_sha: dict[str, str] = {}
+    seen_sha: dict[str, int] = {}
     used_ids: set[str] = set()
     files = list_input_files(root)
-    log.info("found %d files under %s", len(files), root)
-    for path in tqdm(files, desc="convert", unit="file", disable=not progress, file=sys.stderr):
+    log.info("found %d files in the input folder; pseudonyms keyed by the %s", len(files), key.label)
+    for position, path in enumerate(tqdm(files, desc="convert", unit="file", disable=not progress,
+                                         file=sys.stderr), start=1):
         rel = path.relative_to(root).as_posix()
+        file_id = key.pseudonym("file:" + rel)
+        where = f"file #{position} ({file_id})"
+
+        def reject(sha: str, reason: str) -> None:
+            reason = _scrub(reason, path, path.resolve(), root, root.resolve(), rel, path.name)
+            rejects.append({"position": position, "file_id": file_id, "source_sha256": sha, "reason": reason})
+            log.warning("rejected %s: %s", where, reason)
+
         try:
             sha = sha256_file(path)
         except OSError as exc:
-            rejects.append({"source": rel, "source_sha256": "", "reason": f"the file could not be read: {exc.strerror}"})
+            reject("", f"the file could not be read: {exc.strerror}")
             continue
         if sha in seen_sha:
-            rejects.append({"source": rel, "source_sha256": sha,
-                            "reason": f"byte-identical copy of {seen_sha[sha]}, which was already converted"})
+            reject(sha, f"byte-identical copy of file #{seen_sha[sha]}, which was already converted")
             continue
         try:
-            images = read_nm_images(path)
+            images = read_nm_images(path, limits)
         except DicomRejected as exc:
-            rejects.append({"source": rel, "source_sha256": sha, "reason": str(exc)})
-            log.warning("rejected %s: %s", rel, exc)
+            reject(sha, str(exc))
             continue
+        except MemoryError:
+            raise  # within the decoding limits: the machine is short of memory, fail loudly
         except Exception as exc:  # anything unforeseen still must not stop the run
-            reason = f"unexpected error while reading the file ({type(exc).__name__}: {exc})"
-            rejects.append({"source": rel, "source_sha256": sha, "reason": reason})
-            log.warning("rejected %s: %s", rel, reason)
+            reject(sha, f"unexpected error while reading the file ({type(exc).__name__}: {exc})")
             continue
-        seen_sha[sha] = rel
         ds = images[0].dataset
-        patient_id = anonymise(_patient_key(ds), salt)
-        study_id = anonymise(_study_key(ds) or ("file:" + sha), salt)
+        if key.is_demo and not is_phantom_file(ds):
+            reject(sha, "not a file of the embedded synthetic phantom: --phantom (the public demo key) only "
+                        "converts the phantom; real studies need a secret key in $SPECTBONE_ID_KEY")
+            continue
+        seen_sha[sha] = position
+        patient_id = key.pseudonym(_patient_key(ds))
+        study_id = key.pseudonym(_study_key(ds) or ("file:" + sha))
         for img in images:
             label = img.view if img.view != UNKNOWN else f"frame{img.frame}"
             image_id = f"{study_id}_{label}"
@@ -127,7 +179,7 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, salt: str 
                 k += 1
             used_ids.add(image_id)
             image_path = f"images/{image_id}.npy"
-            np.save(out / image_path, np.ascontiguousarray(img.counts, dtype=np.float32))
+            save_npy(out / image_path, np.ascontiguousarray(img.counts, dtype=np.float32))
             spacing = float(np.mean(img.pixel_spacing)) if np.all(np.isfinite(img.pixel_spacing)) else float("nan")
             rows.append({
                 "image_id": image_id, "patient_id": patient_id, "study_id": study_id, "view": img.view,
@@ -135,11 +187,11 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, salt: str 
                 "pixel_spacing_mm": spacing, "total_counts": float(img.counts.sum(dtype=np.float64)),
                 "source_sha256": sha, "status": "ok", "image_path": image_path,
             })
-        log.info("converted %s -> %s", rel, ", ".join(r["image_id"] for r in rows[-len(images):]))
+        log.info("converted %s -> %s", where, ", ".join(r["image_id"] for r in rows[-len(images):]))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     rejected = pd.DataFrame(rejects, columns=REJECT_COLUMNS)
-    manifest.to_csv(out / "manifest.csv", index=False)
-    rejected.to_csv(out / "rejects.csv", index=False)
+    save_csv(out / "manifest.csv", manifest)
+    save_csv(out / "rejects.csv", rejected)
     log.info("%d images from %d files; %d files rejected", len(manifest), len(seen_sha), len(rejected))
     return manifest, rejected
 
@@ -147,12 +199,23 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, salt: str 
 def run(args) -> int:
     setup_logging(args.log)
     try:
-        manifest, rejected = convert(args.input_dir, args.out, salt=args.salt)
+        key = demo_key() if args.phantom else secret_key(key_file=args.id_key_file)
+    except MissingKey as exc:
+        log.error("refusing to convert: %s", exc)
+        return 2
+    try:
+        limits = DecodeLimits(args.max_rows, args.max_cols, args.max_frames, args.max_mb)
+        manifest, rejected = convert(args.input_dir, args.out, key, limits)
     except FileNotFoundError as exc:
         log.error("%s", exc)
         return 1
+    except (OSError, MemoryError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        log.error("convert failed (%s: disk full or out of memory?): no partial file was left; rerun once "
+                  "there is room", what)
+        return 1
     if manifest.empty:
-        log.error("nothing converted: all %d files under %s were rejected (see %s)", len(rejected),
-                  args.input_dir, Path(args.out) / "rejects.csv")
+        log.error("nothing converted: all %d files in the input folder were rejected (see rejects.csv)",
+                  len(rejected))
         return 1
     return 0

@@ -22,7 +22,11 @@ linked to the truth by (source_sha256, frame), and it also writes
 
 A problem found in one view of a study discards its other views too (same acquisition; the far
 detector can miss a spot the near one sees), with reason 'same study as <image_id> (<view>): ...'.
-A failure on one view becomes keep=False, reason 'preprocessing failed: ...'; the run goes on.
+A failure to read or process one view becomes keep=False, reason 'preprocessing failed: ...'; the
+run goes on. Writing is different: every output is written atomically, and an OSError or
+MemoryError while writing (a full disk) stops the run with exit status 1, no partial file left.
+With ``--truth``, a view without its truth row or truth image is an error (exit 1), never a
+silent switch to scoring without truth.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from spectbone.prep.crop import CropBox, CropError, counts_per_grey, crop_resize, crop_resize_mask, find_crop_box, to_grey
+from spectbone.util.atomic import atomic_path, save_csv, save_npy
 from spectbone.util.runtime import add_common_arguments, setup_logging
 from spectbone.prep.screen import TRUNCATED, screen_view
 
@@ -86,6 +91,10 @@ def propagate_study_problems(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+class MissingTruth(RuntimeError):
+    """--truth was given but a view has no truth: scoring would silently change protocol."""
+
+
 def _load_truth(truth_dir: Path) -> pd.DataFrame:
     labels = pd.read_csv(truth_dir / "labels.csv", keep_default_na=False, dtype={"problem": str, "study": str})
     labels["frame"] = labels["frame"].astype(int)
@@ -120,26 +129,29 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
         row = {"image_id": rec.image_id, "patient_id": rec.patient_id, "study_id": rec.study_id, "view": rec.view,
                "crop_top": None, "crop_bottom": None, "crop_left": None, "crop_right": None,
                "counts_per_grey": float("nan"), "keep": False, "reason": ""}
-        box = None
+        box, grey = None, None
         cpg = float("nan")
         try:
             counts = np.load(base / rec.image_path).astype(np.float32)
             grey, box, cpg, keep, reason, problem = process_view(counts, size)
             row.update(keep=bool(keep), reason=reason, counts_per_grey=cpg)
-            if box is not None:
-                row.update(crop_top=box.top, crop_bottom=box.bottom, crop_left=box.left, crop_right=box.right)
-                np.save(out / "images" / f"{rec.image_id}.npy", grey)
+        except MemoryError:
+            raise  # the machine, not the view: fail loudly
         except Exception as exc:  # one bad view must not stop the run
+            box, grey = None, None
             row.update(keep=False, reason=f"preprocessing failed: {type(exc).__name__}: {exc}")
             log.warning("%s: preprocessing failed: %s", rec.image_id, exc)
+        if box is not None:  # outside the try: a failed write (disk full) stops the run
+            row.update(crop_top=box.top, crop_bottom=box.bottom, crop_left=box.left, crop_right=box.right)
+            save_npy(out / "images" / f"{rec.image_id}.npy", grey)
         if not row["keep"]:
             log.info("%s discarded: %s", rec.image_id, row["reason"])
         rows.append(row)
         if truth is not None:
             key = (str(rec.source_sha256), int(rec.frame))
             if key not in truth.index:
-                log.warning("%s: no truth row for its source file/frame", rec.image_id)
-                continue
+                raise MissingTruth(f"{rec.image_id}: the truth folder has no row for its source file/frame "
+                                   "(labels.csv): truth and DICOM folder do not belong together")
             t = truth.loc[key]
             problem = str(t["problem"] or "")
             screen_rows.append({"image_id": rec.image_id, "problem": problem, "keep": row["keep"],
@@ -152,11 +164,13 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
                 try:
                     with np.load(npz) as z:
                         expected, lesions = z["expected"].astype(np.float32), z["lesions"]
-                    clean = to_grey(crop_resize(expected, box, size), cpg)
-                    mask = crop_resize_mask(lesions, box, size).astype(np.uint8)
-                    np.savez_compressed(out / "truth" / f"{rec.image_id}.npz", clean=clean, lesions=mask)
                 except (OSError, KeyError, ValueError) as exc:
-                    log.warning("%s: truth image %s unusable: %s", rec.image_id, npz.name, exc)
+                    raise MissingTruth(f"{rec.image_id}: truth image {npz.name} is missing or unusable "
+                                       f"({type(exc).__name__})") from None
+                clean = to_grey(crop_resize(expected, box, size), cpg)
+                mask = crop_resize_mask(lesions, box, size).astype(np.uint8)
+                with atomic_path(out / "truth" / f"{rec.image_id}.npz") as tmp, open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, clean=clean, lesions=mask)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table = propagate_study_problems(table)
     if truth is not None:
@@ -165,7 +179,7 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
             r["keep"], r["reason"] = verdicts[r["image_id"]]
     for c in ("crop_top", "crop_bottom", "crop_left", "crop_right"):
         table[c] = table[c].astype("Int64")
-    table.to_csv(out / "preprocess.csv", index=False)
+    save_csv(out / "preprocess.csv", table)
     n_keep = int(table["keep"].sum())
     log.info("%d of %d views kept", n_keep, len(table))
     if truth is not None:
@@ -178,7 +192,7 @@ def _evaluate(out: Path, screen_df: pd.DataFrame, crop_df: pd.DataFrame) -> None
     truth_bad = (screen_df["problem"] != "").to_numpy()
     predicted_bad = (~screen_df["keep"].astype(bool)).to_numpy()
     conf = _confusion(truth_bad, predicted_bad)
-    pd.DataFrame([conf]).to_csv(out / "screening_eval.csv", index=False)
+    save_csv(out / "screening_eval.csv", pd.DataFrame([conf]))
     log.info("screening vs truth: n=%d tp=%d fp=%d fn=%d tn=%d precision=%.3f recall=%.3f", conf["n"], conf["tp"],
              conf["fp"], conf["fn"], conf["tn"], conf["precision"], conf["recall"])
     for problem, grp in screen_df[truth_bad].groupby("problem"):
@@ -187,7 +201,7 @@ def _evaluate(out: Path, screen_df: pd.DataFrame, crop_df: pd.DataFrame) -> None
         log.info("  false alarm %s: %s", rec.image_id, rec.reason)
     for rec in screen_df[truth_bad & ~predicted_bad].itertuples():
         log.info("  missed %s (%s)", rec.image_id, rec.problem)
-    crop_df.to_csv(out / "crop_eval.csv", index=False)
+    save_csv(out / "crop_eval.csv", crop_df)
     clean = crop_df[crop_df["problem"] == ""]
     if len(clean):
         frac = float((clean["iou"] >= IOU_GOAL).mean())
@@ -204,5 +218,14 @@ def run(args) -> int:
     if args.truth and not (Path(args.truth) / "labels.csv").is_file():
         log.error("truth folder %s has no labels.csv", args.truth)
         return 1
-    preprocess(manifest, args.out, size=args.size, truth_dir=args.truth)
+    try:
+        preprocess(manifest, args.out, size=args.size, truth_dir=args.truth)
+    except MissingTruth as exc:
+        log.error("missing truth: %s", exc)
+        return 1
+    except (OSError, MemoryError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        log.error("preprocess failed while writing its outputs (%s; disk full?): no partial file was left, "
+                  "rerun once there is room", what)
+        return 1
     return 0
