@@ -189,7 +189,7 @@ def fig07(inputs, s):
         match = t2.matched_level(table, t2.region_noise_sd(pair.high, pair.box))
         noised_levels = table.loc[table["noise_level"] > 0, "noise_level"].to_numpy()
         shown_level = int(noised_levels[np.argmin(np.abs(noised_levels - (match or 0)))])
-        why = "noise SD matched" if match is not None else "lowest level"
+        why = f"noise SD matches at {match:.1f}" if match is not None else "lowest level"
     ssim = table.set_index("noise_level")["ssim"]
     noised = t2.noised_low(pair, shown_level, draw=0, seed=int(s["seed"]))
     label = f"low noise + level {shown_level} ({why})"
@@ -261,7 +261,7 @@ def fig11(inputs, s):
 
 
 def fig12(inputs, s):
-    testset, shown = _testset(inputs)
+    _, shown = _testset(inputs)
     panels = [Panel("original", shown.original)] + _method_panels(inputs, shown)
     nm1 = _load(inputs["nm1"])
     nm1_row = [Panel("NM1 original", nm1["original"])] + [Panel(f"NM1 {n}", d) for n, d in
@@ -271,14 +271,14 @@ def fig12(inputs, s):
 
 
 def fig13(inputs, s):
-    testset, shown = _testset(inputs)
+    _, shown = _testset(inputs)
     panels = [Panel("original", shown.original)] + _method_panels(inputs, shown)
     return zoom_grid(panels, shown.zooms, "Fig. 13  Chest of Fig. 12 enlarged, with zooms",
                      view=zooms.chest_box(shown.original), reference=0)
 
 
 def fig14(inputs, s):
-    testset, shown = _testset(inputs)
+    _, shown = _testset(inputs)
     learned = [k for k in METHODS if k != "bm3d"]  # the paper's Fig. 14 compares the learned methods
     pairs = [(p.label, p.image) for p in _method_panels(inputs, shown, keys=learned)]
     return zoom_grid(_noise_map_panels(shown.original, pairs), shown.zooms,
@@ -286,7 +286,7 @@ def fig14(inputs, s):
 
 
 def fig15(inputs, s):
-    testset, shown = _testset(inputs)
+    _, shown = _testset(inputs)
     masks = _load(inputs["masks"])
     truth = shown.at(masks["lesions"])
     panels = [Panel("truth (red)", shown.at(masks["image"]), ((truth, "red"),))]
