@@ -157,8 +157,8 @@ class Shown:
 
 
 def _testset(inputs):
-    shown_set = _load(inputs["testset"])
-    return shown_set, Shown(shown_set)
+    testset = _load(inputs["testset"])
+    return testset, Shown(testset)
 
 
 def _level_index(testset, level) -> int:
