@@ -205,6 +205,7 @@ def table_settings():
         "table_level": EV["table_level"],
         "figure_level": EV["figure_level"],
         "table2_levels": config["noise"]["table2_levels"],
+        "table2_draws": config["noise"]["table2_draws"],
         "bootstrap": EV["bootstrap"],
         "synthetic": SYNTHETIC,
         "seed": config["seed"],
@@ -222,7 +223,7 @@ def evals(methods):
 
 TABLE_INPUTS = {
     1: [f"{OUT}/split.csv", f"{OUT}/noise/train_manifest.csv", f"{OUT}/noise/testset.npz"],
-    2: [f"{OUT}/split.csv", f"{OUT}/preprocess/preprocess.csv"],
+    2: [f"{OUT}/preprocess/preprocess.csv"],  # and the images it lists (preprocess/images/<image_id>.npy)
     3: evals(emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]),
     4: evals(emanet_name("ct", a, MAIN_LAM) for a in ARCHS),
     5: evals(emanet_name("ct", "full", lam) for lam in [0.0, 1.0, MAIN_LAM]),
@@ -250,17 +251,31 @@ def segmentation_arg(wildcards, input):
     return f"--segmentation {input.segmentation}" if "segmentation" in input.keys() else ""
 
 
+def method_outputs(bm3d_chunk):
+    """Inputs of the method-comparison figures: BM3D at one test level (or 'blind') and the learned methods."""
+    learned = {m: f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES}
+    return {"bm3d": f"{OUT}/infer/bm3d/{bm3d_chunk}.npz", **learned, "emanet": f"{OUT}/infer/{MAIN_EMANET}.npz"}
+
+
+# Every file a figure reads, by the key `spectbone figure --input KEY=PATH` passes it under.
+TESTSET = {"testset": f"{OUT}/noise/testset.npz"}
 FIGURE_INPUTS = {
-    "07": [f"{OUT}/noise/testset.npz"],
-    "08": [f"{OUT}/infer/{emanet_name(p, 'full', MAIN_LAM)}.npz" for p in ["none", "natural", "ct"]],
-    "09": [f"{OUT}/infer/{emanet_name('ct', 'full', lam)}.npz" for lam in [0.0, 1.0, MAIN_LAM]],
-    "10": evals(emanet_name("ct", "full", lam) for lam in TR["lambda_sweep"]),
-    "11": [f"{OUT}/infer/bm3d/{EV['figure_level']}.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
-    "12": [f"{OUT}/infer/bm3d/blind.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]] + [f"{OUT}/infer/nm1.npz"],
-    "13": [f"{OUT}/infer/bm3d/blind.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
-    "14": [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
-    "15": [f"{OUT}/eval/segmentation_masks.npz"],
+    "07": {"preprocess": f"{OUT}/preprocess/preprocess.csv", "table2": f"{OUT}/tables/table2.csv"},
+    "08": {**TESTSET, **{p: f"{OUT}/infer/{emanet_name(p, 'full', MAIN_LAM)}.npz" for p in ["none", "natural", "ct"]}},
+    "09": {**TESTSET, **{key: f"{OUT}/infer/{emanet_name('ct', 'full', lam)}.npz"
+                         for key, lam in [("mse", 0.0), ("perceptual", 1.0), ("composite", MAIN_LAM)]}},
+    "10": {f"lam{lam_tag(lam)}": f"{OUT}/eval/{emanet_name('ct', 'full', lam)}.csv" for lam in TR["lambda_sweep"]},
+    "11": {**TESTSET, **method_outputs(EV["figure_level"])},
+    "12": {**TESTSET, **method_outputs("blind"), "nm1": f"{OUT}/infer/nm1.npz"},
+    "13": {**TESTSET, **method_outputs("blind")},
+    "14": {**TESTSET, **{k: v for k, v in method_outputs("blind").items() if k != "bm3d"}},
+    "15": {**TESTSET, "masks": f"{OUT}/eval/segmentation_masks.npz"},
 }
+
+
+def input_args(wildcards, input):
+    """`--input KEY=PATH` for every named input of a rule (the figure verb reads nothing else)."""
+    return " ".join(f"--input {key}={path}" for key, path in input.items())
 
 
 def output_dir(wildcards, output):

@@ -10,17 +10,17 @@ for _f, _category in FIGURE_CATEGORY.items():
         name:
             f"figure{_f}"
         input:
-            [f"{OUT}/noise/testset.npz"] + FIGURE_INPUTS[_f],
+            **FIGURE_INPUTS[_f],
         output:
             png=report(f"{OUT}/figures/fig{_f}.png", caption=f"../report/fig{_f}.rst", category=_category),
             pdf=f"{OUT}/figures/fig{_f}.pdf",
         params:
             f=_f,
             settings=table_settings(),
-            results=results_dir,
+            inputs=input_args,
         conda:
             CONDA_ENV
         log:
             f"{OUT}/logs/figure/fig{_f}.log",
         shell:
-            "spectbone figure {params.f} --results-dir {params.results} --settings {params.settings} --out {output.png} --log {log}"
+            "spectbone figure {params.f} {params.inputs} --settings {params.settings} --out {output.png} --log {log}"

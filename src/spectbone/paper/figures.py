@@ -1,32 +1,54 @@
-"""The paper's data figures 7-15, drawn from the DAG's outputs (PNG + PDF each).
+"""The paper's data figures 7-15 (PNG + PDF each), drawn only from the files named on the command line.
 
-The test image shown is the first test image (a fixed, seeded choice); zoom boxes are fractions of
-the shoulder-to-pelvis crop, so they land on the same anatomy at every image size.
+`spectbone figure 11 --input testset=... --input bm3d=... --input dncnn=... --out fig11.png`: every
+file a figure reads is passed as KEY=PATH (the workflow declares each one), nothing is looked up
+in a results folder. Image figures show one test image (`zooms.shown_index`: the anterior view with
+the largest lesion) with zoom rows on that lesion and on the ribs, their frames drawn on the
+full image in the same colours (`zooms` finds both from the image and the lesion mask).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
-from pathlib import Path
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from spectbone.evaluate.metrics import bootstrap_ci  # noqa: E402
+from spectbone.paper import table2 as t2  # noqa: E402
+from spectbone.paper import zooms  # noqa: E402
 from spectbone.util.methods import display_name  # noqa: E402
-from spectbone.util.outputs import save_figure  # noqa: E402
+from spectbone.util.outputs import data_source_note, save_figure  # noqa: E402
 from spectbone.util.runtime import add_common_arguments, setup_logging  # noqa: E402
-from spectbone.paper.tables import Results, emanet_name, noise_region_box  # noqa: E402
 
 log = logging.getLogger("spectbone.paper.figures")
-# (row0, row1, col0, col1) as fractions of the crop: the paper's Fig. 11 regions
-ZOOMS = {"scapula": (0.04, 0.30, 0.05, 0.40), "sternum": (0.08, 0.38, 0.38, 0.62), "ribs": (0.22, 0.50, 0.58, 0.92)}
-BLIND = ["BM3D", "DnCNN", "RED-CNN", "WGAN", "EMANet"]
-SHOWN = 0  # index of the test image every figure shows
+METHODS = ["bm3d", "dncnn", "redcnn", "wgan", "emanet"]  # input keys of the compared methods, in column order
+LESION_COLOUR, RIBS_COLOUR, REGION_COLOUR = "tab:orange", "tab:cyan", "red"
+PANEL_INCH = 1.75
+
+
+@dataclass
+class Panel:
+    """One column of an image figure: a label, an image and optional mask outlines [(mask, colour)]."""
+
+    label: str
+    image: np.ndarray
+    outlines: tuple = ()
+
+
+@dataclass
+class Zoom:
+    name: str
+    box: zooms.Box
+    colour: str
 
 
 def _load(path):
@@ -34,184 +56,262 @@ def _load(path):
         return {k: z[k] for k in z.files}
 
 
-def _show(ax, img, title="", vmax=255.0, cmap="gray_r"):
-    ax.imshow(img, cmap=cmap, vmin=0 if cmap != "RdBu_r" else -vmax, vmax=vmax, interpolation="nearest")
-    ax.set_title(title, fontsize=8)
+def _crop(img, box):
+    r0, r1, c0, c1 = box
+    return img[r0:r1, c0:c1]
+
+
+def _show(ax, img, title="", vmin=0.0, vmax=255.0, cmap="gray_r"):
+    ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_title(title, fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _zoom(img, box):
-    h, w = img.shape
+def _frame(ax, box, colour, origin=(0, 0), lw=1.0):
+    """Outline `box` on an axis showing an image whose top-left pixel is `origin`."""
     r0, r1, c0, c1 = box
-    return img[int(r0 * h):int(r1 * h), int(c0 * w):int(c1 * w)]
+    ax.add_patch(Rectangle((c0 - origin[1] - 0.5, r0 - origin[0] - 0.5), c1 - c0, r1 - r0,
+                           fill=False, ec=colour, lw=lw))
 
 
-def _footer(fig, res: Results):
-    from spectbone.util.outputs import data_source_note
+def _outline(ax, panel, box=None):
+    for mask, colour in panel.outlines:
+        m = mask if box is None else _crop(mask, box)
+        if np.asarray(m).any():
+            ax.contour(m, levels=[0.5], colors=colour, linewidths=0.7)
 
-    fig.text(0.01, 0.005, data_source_note(bool(res.s["synthetic"])), fontsize=6, color="0.4")
+
+def _window(images, signed=False, stretch=False):
+    """(vmin, vmax) up to the 99.5th percentile of `images` (symmetric for signed maps); `stretch`
+    starts at the 0.5th percentile instead of 0, for the contrast of a zoom."""
+    values = np.concatenate([np.abs(x).ravel() if signed else x.ravel() for x in images])
+    top = float(np.percentile(values, 99.5)) or 1.0
+    if signed:
+        return -top, top
+    bottom = float(np.percentile(values, 0.5)) if stretch else 0.0
+    return bottom, max(top, bottom + 1e-6)
+
+
+def zoom_grid(panels: list[Panel], zoom_list: list[Zoom], title: str, view: zooms.Box | None = None,
+              signed=False, extra_row: list[Panel] | None = None, reference: int | None = None):
+    """Full images (or the `view` window of them) with zoom frames, then one row per zoom, then `extra_row`.
+
+    Every row shares one grey window, so methods compare: up to the 99.5th percentile of the
+    `reference` panel (the original image, where there is one), else of the whole row."""
+    cmap = "RdBu_r" if signed else "gray_r"
+    n_rows = 1 + len(zoom_list) + (1 if extra_row else 0)
+    n_cols = max(len(panels), len(extra_row or []))
+    origin = (view[0], view[2]) if view else (0, 0)
+    main_aspect = (view[1] - view[0]) / (view[3] - view[2]) if view else 1.0
+    heights = [main_aspect] + [1.0] * (n_rows - 1)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(PANEL_INCH * n_cols, PANEL_INCH * sum(heights) + 0.5),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    main = [p.image if view is None else _crop(p.image, view) for p in panels]
+    vmin, vmax = _window(main if reference is None else [main[reference]], signed)
+    for j, (panel, img) in enumerate(zip(panels, main)):
+        _show(axes[0, j], img, panel.label, vmin, vmax, cmap)
+        _outline(axes[0, j], panel, view)
+        for z in zoom_list:
+            _frame(axes[0, j], z.box, z.colour, origin)
+    for i, z in enumerate(zoom_list, start=1):
+        crops = [_crop(p.image, z.box) for p in panels]
+        vmin, vmax = _window(crops if reference is None else [crops[reference]], signed, stretch=True)
+        for j, (panel, crop) in enumerate(zip(panels, crops)):
+            _show(axes[i, j], crop, "", vmin, vmax, cmap)
+            _outline(axes[i, j], panel, z.box)
+            if j == 0:
+                axes[i, j].set_ylabel(z.name, fontsize=7, color=z.colour)
+            for spine in axes[i, j].spines.values():
+                spine.set_edgecolor(z.colour)
+                spine.set_linewidth(2)
+    if extra_row:
+        vmin, vmax = _window([p.image for p in extra_row], signed)
+        for j, panel in enumerate(extra_row):
+            _show(axes[-1, j], panel.image, panel.label, vmin, vmax, cmap)
+    for i in range(n_rows):
+        used = len(extra_row) if (extra_row and i == n_rows - 1) else len(panels)
+        for j in range(used, n_cols):
+            axes[i, j].axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    return fig
+
+
+class Shown:
+    """The test image the image figures show, and its lesion and ribs zoom windows."""
+
+    def __init__(self, testset: dict):
+        lesions = testset.get("lesions")
+        self.index = zooms.shown_index(lesions, testset.get("image_id"))
+        self.original = testset["clean"][self.index]
+        self.lesions = None if lesions is None else lesions[self.index]
+        box = zooms.lesion_box(self.lesions) if self.lesions is not None else None
+        name = "lesion"
+        if box is None:
+            box, name = zooms.hottest_box(self.original), "hottest focus (no lesion mask)"
+        self.zooms = [Zoom(name, box, LESION_COLOUR), Zoom("ribs", zooms.ribs_box(self.original, box), RIBS_COLOUR)]
+
+    def at(self, stack):
+        return stack[self.index]
+
+
+def _testset(inputs):
+    testset = _load(inputs["testset"])
+    return testset, Shown(testset)
 
 
 def _level_index(testset, level) -> int:
     return int(np.flatnonzero(testset["levels"] == int(level))[0])
 
 
-def fig07(res, testset):
-    levels = [lv for lv in (5, 20, 40) if lv in testset["levels"]]
-    fig, axes = plt.subplots(1, len(levels) + 1, figsize=(2.2 * (len(levels) + 1), 2.8))
-    clean = testset["clean"][SHOWN]
-    _show(axes[0], clean, "original")
-    r0, r1, c0, c1 = noise_region_box(clean.shape)
-    axes[0].add_patch(Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, ec="red", lw=1))
-    for ax, lv in zip(axes[1:], levels):
-        _show(ax, testset["noisy"][_level_index(testset, lv), SHOWN], f"sigma = {lv}")
-    fig.suptitle("Fig. 7  Bone scan at different noise levels (red: Table 2's noise region)", fontsize=9)
-    return fig
+def _method_panels(inputs, shown: Shown, level_index=None, keys=METHODS) -> list[Panel]:
+    """The declared methods' outputs for the shown image: at a test level, or blind (level_index None)."""
+    panels = []
+    for key in keys:
+        if key not in inputs:
+            continue
+        z = _load(inputs[key])
+        if "level" in z:  # a BM3D chunk: one level (or the blind originals) per file
+            img = shown.at(z["denoised"])
+        else:
+            img = shown.at(z["blind"] if level_index is None else z["denoised"][level_index])
+        panels.append(Panel(display_name(key), img))
+    return panels
 
 
-def _noise_maps(res, testset, names_labels, level):
+def fig07(inputs, s):
+    pair = t2.load_pair(inputs["preprocess"])
+    table = pd.read_csv(inputs["table2"])
+    peak = t2.peak_level(table)
+    shown_level, why = peak, "SSIM peak"
+    if peak == 0:  # nothing to show at the peak: show the level whose noise matches the high-noise image's
+        match = t2.matched_level(table, t2.region_noise_sd(pair.high, pair.box))
+        noised_levels = table.loc[table["noise_level"] > 0, "noise_level"].to_numpy()
+        shown_level = int(noised_levels[np.argmin(np.abs(noised_levels - (match or 0)))])
+        why = f"noise SD matches at {match:.1f}" if match is not None else "lowest level"
+    ssim = table.set_index("noise_level")["ssim"]
+    noised = t2.noised_low(pair, shown_level, draw=0, seed=int(s["seed"]))
+    label = f"low noise + level {shown_level} ({why})"
+    low_label = f"low noise (x{pair.scale:.2f})" + (f"\nSSIM {ssim[0]:.3f}" if 0 in ssim.index else "")
+    panels = [Panel(low_label, pair.low),
+              Panel(f"{label}\nSSIM {ssim[shown_level]:.3f}", noised),
+              Panel("high noise\n(reference)", pair.high)]
+    note = "" if shown_level == peak else f"; SSIM peaks at level {peak}"
+    return zoom_grid(panels, [Zoom("noise region", pair.box, REGION_COLOUR)],
+                     f"Fig. 7  Table 2's pair ({pair.view}): low-noise image, noised, and high-noise image{note}")
+
+
+def _noise_map_panels(noisy, pairs):
+    return [Panel(label, noisy - img) for label, img in pairs]
+
+
+def fig08(inputs, s):
+    testset, shown = _testset(inputs)
+    level = int(s["figure_level"])
     li = _level_index(testset, level)
-    noisy = testset["noisy"][li, SHOWN]
-    maps = [("true noise (noisy - original)", noisy - testset["clean"][SHOWN])]
-    for name, label in names_labels:
-        out = _load(res.root / "infer" / f"{name}.npz")
-        maps.append((label, noisy - out["denoised"][li, SHOWN]))
-    vmax = float(np.percentile(np.abs(maps[0][1]), 99)) or 1.0
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.2 * len(maps), 2.9))
-    for ax, (label, m) in zip(axes, maps):
-        _show(ax, m, label, vmax=vmax, cmap="RdBu_r")
-    return fig
+    noisy = shown.at(testset["noisy"][li])
+    pairs = [("true noise", shown.original)]
+    pairs += [(f"{key} pretraining", shown.at(_load(inputs[key])["denoised"][li])) for key in ("none", "natural", "ct")]
+    return zoom_grid(_noise_map_panels(noisy, pairs), shown.zooms,
+                     f"Fig. 8  Predicted noise maps (noisy - denoised) with and without transfer (sigma = {level})",
+                     signed=True)
 
 
-def fig08(res, testset):
-    lam, level = float(res.s["lam"]), int(res.s["figure_level"])
-    fig = _noise_maps(res, testset, [(emanet_name(p, "full", lam), f"predicted, {p} pretraining")
-                                     for p in ["none", "natural", "ct"]], level)
-    fig.suptitle(f"Fig. 8  Predicted noise maps with and without transfer (sigma = {level})", fontsize=9)
-    return fig
-
-
-def _image_grid(res, testset, panels, title, zoom=None):
-    fig, axes = plt.subplots(2 if zoom else 1, len(panels), figsize=(2.1 * len(panels), 5.4 if zoom else 2.9),
-                             squeeze=False)
-    for j, (label, img) in enumerate(panels):
-        _show(axes[0, j], img, label)
-        if zoom:
-            _show(axes[1, j], _zoom(img, ZOOMS[zoom]), f"{label}: {zoom}")
-    fig.suptitle(title, fontsize=9)
-    return fig
-
-
-def fig09(res, testset):
-    lam, level = float(res.s["lam"]), int(res.s["figure_level"])
+def fig09(inputs, s):
+    testset, shown = _testset(inputs)
+    level, lam = int(s["figure_level"]), float(s["lam"])
     li = _level_index(testset, level)
-    panels = [("noisy", testset["noisy"][li, SHOWN])]
-    for label, l_ in [("MSE", 0.0), ("perceptual", 1.0), (f"composite (lambda {lam:g})", lam)]:
-        panels.append((label, _load(res.root / "infer" / f"{emanet_name('ct', 'full', l_)}.npz")["denoised"][li, SHOWN]))
-    panels.append(("original", testset["clean"][SHOWN]))
-    return _image_grid(res, testset, panels, f"Fig. 9  Loss functions compared (sigma = {level})", zoom="ribs")
+    panels = [Panel("noisy", shown.at(testset["noisy"][li]))]
+    for key, label in [("mse", "MSE"), ("perceptual", "perceptual"), ("composite", f"composite (lambda {lam:g})")]:
+        panels.append(Panel(label, shown.at(_load(inputs[key])["denoised"][li])))
+    panels.append(Panel("original", shown.original))
+    return zoom_grid(panels, shown.zooms, f"Fig. 9  Loss functions compared (sigma = {level})", reference=-1)
 
 
-def fig10(res, testset):
-    sweep = sorted(float(v) for v in res.s["lambda_sweep"])
-    stats = {m: [res.summary(emanet_name("ct", "full", lam), None, m) for lam in sweep] for m in ("psnr", "ssim")}
+def _mean_ci(csv, metric, s):
+    """Mean over test images (levels averaged per image first) and its 95% bootstrap interval."""
+    df = pd.read_csv(csv)
+    per_image = df[df["noise_level"] > 0].groupby("image_id")[metric].mean().to_numpy()
+    return bootstrap_ci(per_image, n_boot=int(s["bootstrap"]), seed=int(s["seed"]))
+
+
+def fig10(inputs, s):
+    sweep = sorted((float(key[len("lam"):]), path) for key, path in inputs.items() if key.startswith("lam"))
+    lams = [lam for lam, _ in sweep]
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    for metric, axis, color in [("psnr", ax, "C0"), ("ssim", ax.twinx(), "C1")]:
-        mean = np.array([s[0] for s in stats[metric]])
-        err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats[metric]]).T
-        axis.errorbar(sweep, mean, yerr=err, marker="o", color=color, capsize=3, label=metric.upper())
-        axis.set_ylabel(metric.upper(), color=color)
+    for metric, axis, colour in [("psnr", ax, "C0"), ("ssim", ax.twinx(), "C1")]:
+        stats = np.array([_mean_ci(path, metric, s) for _, path in sweep])
+        err = np.vstack([stats[:, 0] - stats[:, 1], stats[:, 2] - stats[:, 0]])
+        axis.errorbar(lams, stats[:, 0], yerr=err, marker="o", color=colour, capsize=3, label=metric.upper())
+        axis.set_ylabel(metric.upper(), color=colour)
     ax.set_xlabel("lambda (perceptual weight)")
     ax.set_title("Fig. 10  PSNR and SSIM against lambda (mean, 95% CI)", fontsize=9)
     return fig
 
 
-def _method_outputs(res, testset, level=None):
-    """(label, image) of BM3D and the learned methods: at a test level, or blind (level None)."""
-    out = []
-    bm3d = _load(res.root / "infer" / "bm3d" / f"{'blind' if level is None else level}.npz")
-    out.append(("BM3D", bm3d["denoised"][SHOWN]))
-    for name in ["dncnn", "redcnn", "wgan", res.s["main"]]:
-        z = _load(res.root / "infer" / f"{name}.npz")
-        img = z["blind"][SHOWN] if level is None else z["denoised"][_level_index(testset, level), SHOWN]
-        out.append((display_name(name), img))
-    return out
-
-
-def fig11(res, testset):
-    level = int(res.s["figure_level"])
+def fig11(inputs, s):
+    testset, shown = _testset(inputs)
+    level = int(s["figure_level"])
     li = _level_index(testset, level)
-    panels = [("noisy", testset["noisy"][li, SHOWN])] + _method_outputs(res, testset, level) + \
-             [("original", testset["clean"][SHOWN])]
-    fig, axes = plt.subplots(1 + len(ZOOMS), len(panels), figsize=(1.9 * len(panels), 2.4 * (1 + len(ZOOMS))),
-                             squeeze=False)
-    for j, (label, img) in enumerate(panels):
-        _show(axes[0, j], img, label)
-        for i, (zname, box) in enumerate(ZOOMS.items(), start=1):
-            _show(axes[i, j], _zoom(img, box), zname if j == 0 else "")
-    fig.suptitle(f"Fig. 11  Denoising compared, with zooms (sigma = {level})", fontsize=9)
-    return fig
+    panels = ([Panel("noisy", shown.at(testset["noisy"][li]))] + _method_panels(inputs, shown, li)
+              + [Panel("original", shown.original)])
+    return zoom_grid(panels, shown.zooms, f"Fig. 11  Denoising compared (sigma = {level}); "
+                     f"zooms: {shown.zooms[0].name} (orange), ribs (cyan)", reference=-1)
 
 
-def fig12(res, testset):
-    panels = [("original", testset["clean"][SHOWN])] + _method_outputs(res, testset)
-    nm1 = _load(res.root / "infer" / "nm1.npz")
-    nm1_panels = [("NM1 original", nm1["original"])] + [(f"NM1 {str(n)}", d) for n, d in zip(nm1["names"], nm1["denoised"])]
-    n = max(len(panels), len(nm1_panels))
-    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 5.6), squeeze=False)
-    for row, items in enumerate([panels, nm1_panels]):
-        for j in range(n):
-            if j < len(items):
-                _show(axes[row, j], items[j][1], items[j][0])
-            else:
-                axes[row, j].axis("off")
-    fig.suptitle("Fig. 12  Blind denoising of original images: phantom (top), real NEMA NM1 scan (bottom)", fontsize=9)
-    return fig
+def fig12(inputs, s):
+    _, shown = _testset(inputs)
+    panels = [Panel("original", shown.original)] + _method_panels(inputs, shown)
+    nm1 = _load(inputs["nm1"])
+    nm1_row = [Panel("NM1 original", nm1["original"])] + [Panel(f"NM1 {n}", d) for n, d in
+                                                          zip(nm1["names"], nm1["denoised"])]
+    return zoom_grid(panels, shown.zooms, "Fig. 12  Blind denoising of original images: phantom with zooms; "
+                     "bottom: real NEMA NM1 scan", extra_row=nm1_row, reference=0)
 
 
-def fig13(res, testset):
-    panels = [("original", testset["clean"][SHOWN])] + _method_outputs(res, testset)
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 2.6), squeeze=False)
-    for j, (label, img) in enumerate(panels):
-        _show(axes[0, j], _zoom(img, (0.10, 0.50, 0.15, 0.85)), label)
-    fig.suptitle("Fig. 13  Zoom of Fig. 12 (chest)", fontsize=9)
-    return fig
+def fig13(inputs, s):
+    _, shown = _testset(inputs)
+    panels = [Panel("original", shown.original)] + _method_panels(inputs, shown)
+    return zoom_grid(panels, shown.zooms, "Fig. 13  Chest of Fig. 12 enlarged, with zooms",
+                     view=zooms.chest_box(shown.original), reference=0)
 
 
-def fig14(res, testset):
-    original = testset["clean"][SHOWN]
-    maps = [(label, original - img) for label, img in _method_outputs(res, testset) if label != "BM3D"]
-    vmax = max(float(np.percentile(np.abs(m), 99)) for _, m in maps) or 1.0
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.1 * len(maps), 2.9), squeeze=False)
-    for ax, (label, m) in zip(axes[0], maps):
-        _show(ax, m, label, vmax=vmax, cmap="RdBu_r")
-    fig.suptitle("Fig. 14  Noise maps = original - blind-denoised", fontsize=9)
-    return fig
+def fig14(inputs, s):
+    _, shown = _testset(inputs)
+    learned = [k for k in METHODS if k != "bm3d"]  # the paper's Fig. 14 compares the learned methods
+    pairs = [(p.label, p.image) for p in _method_panels(inputs, shown, keys=learned)]
+    return zoom_grid(_noise_map_panels(shown.original, pairs), shown.zooms,
+                     "Fig. 14  Noise maps = original - blind-denoised", signed=True)
 
 
-def fig15(res, testset):
-    masks = _load(res.root / "eval" / "segmentation_masks.npz")
-    names = ["Original"] + BLIND
-    fig, axes = plt.subplots(1, len(names) + 1, figsize=(1.9 * (len(names) + 1), 2.9), squeeze=False)
-    _show(axes[0, 0], masks["image"][SHOWN], "truth (red)")
-    axes[0, 0].contour(masks["lesions"][SHOWN], levels=[0.5], colors="red", linewidths=0.6)
-    for ax, name in zip(axes[0, 1:], names):
-        _show(ax, masks[f"input_{name}"][SHOWN], name)
-        ax.contour(masks["lesions"][SHOWN], levels=[0.5], colors="red", linewidths=0.4)
-        if masks[f"pred_{name}"][SHOWN].any():
-            ax.contour(masks[f"pred_{name}"][SHOWN], levels=[0.5], colors="lime", linewidths=0.6)
-    fig.suptitle("Fig. 15  Lesion segmentation: truth (red), prediction (green)", fontsize=9)
-    return fig
+def fig15(inputs, s):
+    _, shown = _testset(inputs)
+    masks = _load(inputs["masks"])
+    truth = shown.at(masks["lesions"])
+    panels = [Panel("truth (red)", shown.at(masks["image"]), ((truth, "red"),))]
+    for name in ["Original", "BM3D", "DnCNN", "RED-CNN", "WGAN", "EMANet"]:
+        panels.append(Panel(name, shown.at(masks[f"input_{name}"]),
+                            ((truth, "red"), (shown.at(masks[f"pred_{name}"]), "lime"))))
+    return zoom_grid(panels, shown.zooms, "Fig. 15  Lesion segmentation: truth (red), prediction (green)",
+                     reference=0)
 
 
 FIGURES = {"07": fig07, "08": fig08, "09": fig09, "10": fig10, "11": fig11, "12": fig12, "13": fig13, "14": fig14,
            "15": fig15}
 
 
+def _key_path(text):
+    key, sep, path = text.partition("=")
+    if not sep or not key or not path:
+        raise argparse.ArgumentTypeError(f"expected KEY=PATH, got {text!r}")
+    return key, path
+
+
 def add_arguments(parser, verb):
     parser.add_argument("which", choices=list(FIGURES))
-    parser.add_argument("--results-dir", required=True)
+    parser.add_argument("--input", action="append", type=_key_path, default=[], metavar="KEY=PATH",
+                        help="a file the figure reads (repeat): testset, method outputs, tables ...")
     parser.add_argument("--settings", default="{}")
     parser.add_argument("--out", required=True, help="PNG path (the PDF goes beside it)")
     add_common_arguments(parser)
@@ -220,10 +320,8 @@ def add_arguments(parser, verb):
 def run(args):
     setup_logging(args.log)
     settings = {"bootstrap": 1000, "seed": 0, "synthetic": True, **json.loads(args.settings)}
-    res = Results(args.results_dir, settings)
-    testset = _load(Path(args.results_dir) / "noise" / "testset.npz")
-    fig = FIGURES[args.which](res, testset)
-    _footer(fig, res)
+    fig = FIGURES[args.which](dict(args.input), settings)
+    fig.text(0.01, 0.002, data_source_note(bool(settings["synthetic"])), fontsize=6, color="0.4")
     save_figure(fig, args.out)
     log.info("wrote %s (+ .pdf)", args.out)
     return 0

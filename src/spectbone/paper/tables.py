@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from spectbone.paper import values as paper
+from spectbone.paper.table2 import table2
 from spectbone.paper.trends import blind_trend, ordered_trend, table5_trend, table6_trend, table7_trend, table8_trend
 from spectbone.evaluate.metrics import bootstrap_ci
 from spectbone.util.methods import display_name
@@ -117,41 +118,6 @@ def table1(res: Results):
              "noise drawn on the fly.",
              f"Testing after expansion: {n_test} images x {n_levels} levels, materialised once with fixed seeds."]
     return pd.DataFrame(rows), "Table 1. Data before and after noise augmentation", _notes(res, notes)[:-1]
-
-
-def noise_region_box(shape) -> tuple[int, int, int, int]:
-    """Table 2's 'noise region' (row0, row1, col0, col1): soft tissue beside the lumbar spine."""
-    h, w = shape
-    return int(0.55 * h), int(0.75 * h), int(0.25 * w), int(0.40 * w)
-
-
-def table2(res: Results):
-    """SSIM of a noise region: the low-noise image with added noise vs the high-noise image (paper 2.1)."""
-    from spectbone.noise.augment import load_images
-    from spectbone.evaluate.metrics import noise_region_ssim
-    from spectbone.noise.poisson import add_poisson_level_noise, noise_seed
-
-    pre = pd.read_csv(res.file("preprocess/preprocess.csv"), keep_default_na=False)
-    kept = pre[pre["keep"].astype(str).str.lower() == "true"].copy()
-    kept["counts_per_grey"] = pd.to_numeric(kept["counts_per_grey"])
-    kept = kept.sort_values("counts_per_grey")
-    low_id, high_id = kept["image_id"].iloc[-1], kept["image_id"].iloc[0]
-    low, high = load_images(res.file("preprocess/preprocess.csv").parent, [low_id, high_id])
-    box = noise_region_box(low.shape)
-    levels = [int(v) for v in str(res.s["table2_levels"]).split(",")]
-    rows = []
-    for level in levels:
-        noisy = low if level == 0 else add_poisson_level_noise(low, level, noise_seed(int(res.s["seed"]), 0, level, -4))
-        rows.append({"noise_level": level, "ssim": noise_region_ssim(noisy, high, box),
-                     "paper_ssim": paper.TABLE2.get(level, np.nan)})
-    notes = [f"Low-noise image: the kept image with the most counts per grey level; high-noise image: the fewest "
-             f"(ratio {kept['counts_per_grey'].iloc[-1] / kept['counts_per_grey'].iloc[0]:.2f}). Both are already on "
-             "the same 0-255 grey scale (brightness/contrast matched by the preprocessing map).",
-             "Noise region: rows 55-75 %, columns 25-40 % of the crop (soft tissue beside the lumbar spine). "
-             "SSIM (scikit-image, data range 255) between that region of the noised low-noise image and of the "
-             "high-noise image: it rises while the added noise brings the low-noise image's texture towards the "
-             "high-noise one, then falls once it overshoots."]
-    return pd.DataFrame(rows), "Table 2. SSIM of a noise region as the noise level rises", _notes(res, notes)[:-1]
 
 
 def _variant_table(res: Results, variants: dict, paper_rows: dict, levels, title: str, notes: list[str], trend):
