@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/config.yaml
+# Slots for the rules that ask gpu=1: one per CUDA device; on a CPU-only machine one per core, so that
+# the single-threaded training jobs (config training.threads: 1) keep every core busy instead of
+# queueing behind one another for a GPU that is not there. Expanded when `run` starts (after set-up).
+GPU_SLOTS ?= $(shell $(BIN)/python -c "import os, torch; print(torch.cuda.device_count() or os.cpu_count())" 2>/dev/null || echo 1)
 
 .PHONY: run test bench report dag clean-results
 
@@ -14,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## the whole DAG on the default config (embedded phantom cohort)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --cores all --resources gpu=1
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --cores all --resources gpu=$(GPU_SLOTS)
 
 test: $(STAMP)  ## unit tests, stage tests, the end-to-end DAG on config/test.yaml, and the SLURM run
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
