@@ -170,11 +170,23 @@ def bone_args():
     return f"--preprocess-dir {OUT}/preprocess --split {OUT}/split.csv"
 
 
-def pretrain_real_arg(wildcards):
-    """Point `pretrain-data` at the real Mayo / natural-image folder when the config names one."""
-    if wildcards.source == "ct":
-        return optional_arg("--mayo-dir", config["pretrain"]["mayo_dir"])
-    return optional_arg("--natural-dir", config["pretrain"]["natural_dir"])
+PRETRAIN_DIRS = {"ct": ("mayo_dir", "--mayo-dir"), "natural": ("natural_dir", "--natural-dir")}
+
+
+def pretrain_real_input(wildcards):
+    """The real Mayo / natural-image folder of this source as an input, when the config names one: pointing
+    the config at another folder (or adding / removing files in it) reruns exactly what depends on it."""
+    folder = config["pretrain"][PRETRAIN_DIRS[wildcards.source][0]]
+    return {"real": folder} if folder else {}
+
+
+def pretrain_real_arg(wildcards, input):
+    return f"{PRETRAIN_DIRS[wildcards.source][1]} {input.real}" if "real" in input.keys() else ""
+
+
+# A VGG-16 state dict named in the config is an input of the rules whose loss uses it (the shipped
+# ImageNet weights are package data, covered by the code version).
+VGG_INPUT = {"vgg": TR["vgg_weights"]} if TR["vgg_weights"] else {}
 
 
 def baseline_train_args(wildcards):

@@ -3,6 +3,8 @@
 
 
 rule pretrain_data:
+    input:
+        unpack(pretrain_real_input),
     output:
         f"{RES}/pretrain/{{source}}.npz",
     params:

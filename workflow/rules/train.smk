@@ -67,6 +67,7 @@ rule train_pretrain:
 rule train_emanet:
     input:
         unpack(pretrain_init),
+        **VGG_INPUT,
         split=f"{OUT}/split.csv",
         manifest=f"{OUT}/noise/train_manifest.csv",
         estimator=f"{OUT}/models/estimator.pt",
@@ -102,6 +103,7 @@ rule train_emanet:
 
 rule train_baseline:
     input:
+        **VGG_INPUT,
         split=f"{OUT}/split.csv",
         manifest=f"{OUT}/noise/train_manifest.csv",
     output:
