@@ -68,3 +68,23 @@ def test_conda_env_pins_match_pyproject():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     env_pins = {re.split(r"==", d)[0].lower(): d for d in pip if "==" in d}
     assert {k: v for k, v in env_pins.items() if k in pins} == pins, "envs/spectbone.yaml pins differ from pyproject"
+
+
+def test_conda_env_installs_the_package_from_the_repository(tmp_path, monkeypatch):
+    """`--sdm conda`: Snakemake creates the env from a copy under .snakemake/conda/ and conda hands the pip
+    section to pip as a requirements file there; the editable line must still name this repository."""
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.req_file import parse_requirements
+
+    env = yaml.safe_load((REPO / "envs" / "spectbone.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda_dir = tmp_path / ".snakemake" / "conda"
+    conda_dir.mkdir(parents=True)
+    requirements = conda_dir / "condaenv.requirements.txt"
+    requirements.write_text("\n".join(pip) + "\n")
+    monkeypatch.chdir(conda_dir)
+    monkeypatch.setenv("SPECTBONE_REPO", str(REPO))  # what workflow/rules/common.smk sets for the run
+    editable = [r for r in parse_requirements(str(requirements), session=PipSession()) if r.is_editable]
+    assert len(editable) == 1 and Path(editable[0].requirement).resolve() == REPO
+    assert (Path(editable[0].requirement) / "pyproject.toml").is_file()
+    assert 'os.environ.setdefault("SPECTBONE_REPO"' in (REPO / "workflow" / "rules" / "common.smk").read_text()
