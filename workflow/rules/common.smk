@@ -23,6 +23,10 @@ if not SYNTHETIC:  # refuse real data without a secret pseudonym key now, not af
 TR = config["training"]
 EV = config["evaluation"]
 CONDA_ENV = "../../envs/spectbone.yaml"  # used with --sdm conda; mirrors pyproject's pins
+# Snakemake creates that env from a copy under .snakemake/conda/, so a relative `-e ..` in it would point
+# there; the env installs the package from ${SPECTBONE_REPO} instead (pip expands it), set here to this
+# repository unless the user set it.
+os.environ.setdefault("SPECTBONE_REPO", os.path.abspath(os.path.join(workflow.basedir)))
 
 PRETRAIN_SOURCES = ["ct", "natural"]
 ARCHS = ["plain", "rdc", "rdc_md", "rdc_md_rcag", "full"]
@@ -224,6 +228,10 @@ def table_settings():
     }
     return f"'{json.dumps(settings, separators=(',', ':'))}'"
 
+
+# The preprocessed images (and, with truth, their noiseless truth and lesion masks): declared outputs of
+# rule preprocess and inputs of every rule that reads them through --preprocess-dir.
+PREPROCESSED = {"images": f"{OUT}/preprocess/images", **({"truth_images": f"{OUT}/preprocess/truth"} if TRUTH else {})}
 
 # preprocessing scored against the phantom's labels (crop boxes, screening): only where truth exists
 PREPROCESS_EVALS = [f"{OUT}/preprocess/crop_eval.csv", f"{OUT}/preprocess/screening_eval.csv"] if TRUTH else []

@@ -3,6 +3,7 @@
 
 rule noise_manifest:
     input:
+        **PREPROCESSED,
         split=f"{OUT}/split.csv",
         preprocess=f"{OUT}/preprocess/preprocess.csv",
     output:
@@ -22,6 +23,7 @@ rule noise_manifest:
 
 rule testset:
     input:
+        **PREPROCESSED,
         split=f"{OUT}/split.csv",
         preprocess=f"{OUT}/preprocess/preprocess.csv",
     output:

@@ -32,6 +32,7 @@ rule preprocess:
     output:
         table=f"{OUT}/preprocess/preprocess.csv",
         evals=PREPROCESS_EVALS,
+        **{k: directory(v) for k, v in PREPROCESSED.items()},
     params:
         out=output_dir,
         size=config["data"]["image_size"],

@@ -5,6 +5,7 @@
 
 rule train_estimator:
     input:
+        **PREPROCESSED,
         split=f"{OUT}/split.csv",
         manifest=f"{OUT}/noise/train_manifest.csv",
     output:
@@ -67,6 +68,7 @@ rule train_pretrain:
 rule train_emanet:
     input:
         unpack(pretrain_init),
+        **PREPROCESSED,
         **VGG_INPUT,
         split=f"{OUT}/split.csv",
         manifest=f"{OUT}/noise/train_manifest.csv",
@@ -103,6 +105,7 @@ rule train_emanet:
 
 rule train_baseline:
     input:
+        **PREPROCESSED,
         **VGG_INPUT,
         split=f"{OUT}/split.csv",
         manifest=f"{OUT}/noise/train_manifest.csv",
@@ -135,6 +138,7 @@ rule train_baseline:
 
 rule train_segmenter:
     input:
+        **PREPROCESSED,
         split=f"{OUT}/split.csv",
         preprocess=f"{OUT}/preprocess/preprocess.csv",
     output:
