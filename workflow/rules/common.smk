@@ -243,7 +243,7 @@ def evals(methods):
 
 TABLE_INPUTS = {
     1: [f"{OUT}/split.csv", f"{OUT}/noise/train_manifest.csv", f"{OUT}/noise/testset.npz"],
-    2: [f"{OUT}/preprocess/preprocess.csv"],  # and the images it lists (preprocess/images/<image_id>.npy)
+    2: [f"{OUT}/preprocess/preprocess.csv", PREPROCESSED["images"]],
     3: evals(emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]),
     4: evals(emanet_name("ct", a, MAIN_LAM) for a in ARCHS),
     5: evals(emanet_name("ct", "full", lam) for lam in [0.0, 1.0, MAIN_LAM]),

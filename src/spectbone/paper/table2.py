@@ -234,8 +234,9 @@ def caption(table: pd.DataFrame, high_sd: float) -> list[str]:
 
 
 def table2(res):
-    """Table 2 from `res.root/preprocess/preprocess.csv` and the images it lists (both declared inputs)."""
-    pair = load_pair(Path(res.root) / "preprocess" / "preprocess.csv")
+    """Table 2 from preprocess/preprocess.csv and the images it lists (preprocess/images; both declared inputs)."""
+    res.file("preprocess/images")  # the folder load_pair reads beside the table must be declared too
+    pair = load_pair(res.file("preprocess/preprocess.csv"))
     levels = parse_levels(str(res.s["table2_levels"]))
     n_draws = int(res.s.get("table2_draws", DEFAULT_DRAWS))
     table = ssim_by_level(pair, levels, n_draws, int(res.s["seed"]))
