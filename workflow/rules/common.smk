@@ -1,7 +1,9 @@
 # Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
 import json
-from snakemake.exceptions import WorkflowError
 import os
+import sys
+
+from snakemake.exceptions import WorkflowError
 
 NAME = config["name"]
 RES = f"resources/{NAME}"
@@ -10,6 +12,10 @@ SYNTHETIC = config["data"]["dicom_dir"] is None
 COHORT = f"{RES}/cohort" if SYNTHETIC else config["data"]["dicom_dir"]
 TRUTH = f"{RES}/truth" if SYNTHETIC else None
 
+if not SYNTHETIC and config["training"]["epochs"]["denoiser"] < 50:  # a real run that inherited the demo scale says so
+    print(f"spectbone: real data at a demo scale ({config['data']['image_size']} px, {config['training']['epochs']['denoiser']} "
+          "denoiser epochs): layer your config over config/paper.yaml for the paper's sizes "
+          "(snakemake --configfile config/paper.yaml <yours>)", file=sys.stderr)
 if not SYNTHETIC:  # refuse real data without a secret pseudonym key now, not after the first jobs
     try:
         from spectbone.util.pseudonym import MissingKey, secret_key
