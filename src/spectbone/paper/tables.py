@@ -113,7 +113,13 @@ def table1(res: Results):
         p = paper.TABLE1[label]
         rows.append({"data": label, "training": ours[0], "testing": ours[1], "total": sum(ours),
                      "paper_training": p[0], "paper_testing": p[1], "paper_total": p[2]})
-    notes = [f"Training before expansion includes {n_val} validation images (best-epoch choice); after expansion "
+    notes = [f"Data: {n_train + n_val} training and {n_test} test images before expansion (the paper: "
+             f"{paper.TABLE1['Before expansion'][0]} and {paper.TABLE1['Before expansion'][1]}), "
+             f"{(n_train + n_val + n_test) / paper.TABLE1['Before expansion'][2]:.0%} of its size; expansion by noise "
+             f"levels multiplies them as in the paper ({len(manifest) / max(n_train, 1):.0f} and {n_levels} per image, "
+             f"paper {paper.TABLE1['After expansion'][0] / paper.TABLE1['Before expansion'][0]:.0f} and "
+             f"{paper.TABLE1['After expansion'][1] / paper.TABLE1['Before expansion'][1]:.0f}).",
+             f"Training before expansion includes {n_val} validation images (best-epoch choice); after expansion "
              f"counts the manifest of the {n_train} training images x levels {res.s.get('train_levels', '1..50')}, "
              "noise drawn on the fly.",
              f"Testing after expansion: {n_test} images x {n_levels} levels, materialised once with fixed seeds."]
