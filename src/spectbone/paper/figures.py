@@ -192,7 +192,7 @@ def fig07(inputs, s):
         why = f"noise SD matches at {match:.1f}" if match is not None else "lowest level"
     ssim = table.set_index("noise_level")["ssim"]
     noised = t2.noised_low(pair, shown_level, draw=0, seed=int(s["seed"]))
-    label = f"low noise + level {shown_level} ({why})"
+    label = f"low noise + level {shown_level}\n({why})"
     low_label = f"low noise (x{pair.scale:.2f})" + (f"\nSSIM {ssim[0]:.3f}" if 0 in ssim.index else "")
     panels = [Panel(low_label, pair.low),
               Panel(f"{label}\nSSIM {ssim[shown_level]:.3f}", noised),

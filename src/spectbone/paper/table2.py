@@ -220,10 +220,11 @@ def caption(table: pd.DataFrame, high_sd: float) -> list[str]:
     paper_shape = shape_of_curve(p["noise_level"], p["paper_ssim"], np.zeros(len(p)))
     paper_peak = int(p.loc[p["paper_ssim"].idxmax(), "noise_level"])
     same = "like" if ours == paper_shape else "unlike"
-    lines = [f"Our SSIM peaks at level {peak} ({row['ssim']:.3f} +/- {row['ssim_sd']:.3f} SD over "
-             f"{int(row['n_draws'])} draws) and {ours} over levels {int(table['noise_level'].min())}-"
-             f"{int(table['noise_level'].max())}, {same} the paper's, which {paper_shape} with its peak at "
-             f"level {paper_peak}."]
+    spread = (f"{row['ssim']:.3f} +/- {row['ssim_sd']:.3f} SD over {int(row['n_draws'])} draws"
+              if row["n_draws"] > 1 else f"{row['ssim']:.3f}, no noise added")
+    lo, hi = int(table["noise_level"].min()), int(table["noise_level"].max())
+    lines = [f"Our SSIM peaks at level {peak} ({spread}) and {ours} over levels {lo}-{hi}, {same} the paper's, "
+             f"which {paper_shape} with its peak at level {paper_peak}."]
     match = matched_level(table, high_sd)
     where = (f"at level {match:.1f}" if match is not None else
              f"outside levels {int(table['noise_level'].min())}-{int(table['noise_level'].max())}")
