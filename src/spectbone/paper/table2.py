@@ -14,7 +14,7 @@ high-noise scan; the level where SSIM peaks is read as the real noise level. Her
 - draws: `table2_draws` noise draws per level; mean and SD over draws;
 - the caption is computed from the numbers (where SSIM peaks, whether it rises then falls).
 
-What to expect: per 7 x 7 window, SSIM is luminance x (2 cov + C2) / (var_a + var_b + C2). Noise
+What to expect: per window, SSIM is luminance x (2 cov + C2) / (var_a + var_b + C2). Noise
 drawn independently of the high-noise image leaves the means and (on average) the covariance as
 they were and adds to var_a, so where the two regions co-vary positively SSIM can only fall with
 level, and where they co-vary negatively (anatomy out of step) it can only climb towards zero. A
@@ -249,8 +249,8 @@ def table2(res):
         f"the low-noise image by {pair.scale:.3f} so that its region mean equals the high-noise image's.",
         f"Noise region: rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1} ({r1 - r0} x {c1 - c0} px, "
         f"{REGION_FRACTION:.0%} of the image side; the paper does not give its size): abdominal soft tissue "
-        "inside the body of both images, where both have the least detail. SSIM: scikit-image, 7 x 7 window, "
-        "data range 255, of the region against the high-noise image, noise added to the whole scaled low-noise "
+        "inside the body of both images, where both have the least detail. SSIM: Wang et al.'s Gaussian window "
+        "(sigma 1.5), data range 255, of the region against the high-noise image, noise added to the whole scaled low-noise "
         "image; level 0 has one draw (no noise).",
         data_source_note(bool(res.s["synthetic"])),
     ]
