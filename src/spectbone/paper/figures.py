@@ -247,6 +247,7 @@ def fig10(inputs, s):
         axis.set_ylabel(metric.upper(), color=colour)
     ax.set_xlabel("lambda (perceptual weight)")
     ax.set_title("Fig. 10  PSNR and SSIM against lambda (mean, 95% CI)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))  # room for the data-source footer
     return fig
 
 
