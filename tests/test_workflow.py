@@ -171,46 +171,53 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path, bad, named):
 
 
 REPORTING_RULES = ["table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table_blind",
-                   "preprocessing_table", "training_summary", "claims"] + [f"figure{f}" for f in
-                                                                          ["07", "08", "09", "10", "11", "12", "13", "14", "15"]]
+                   "preprocessing_table", "training_summary", "claims"] + [
+    f"figure{f}" for f in ["07", "08", "09", "10", "11", "12", "13", "14", "15"]]
 
 
 def _dry_run_jobs(text: str) -> dict[str, tuple[list[str], list[str], str]]:
     """rule -> (declared inputs, outputs and logs, shell command) from `snakemake -n -p` output."""
-    jobs, rule, files = {}, None, {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        m = re.match(r"^(?:local)?rule (\w+):$", stripped)
-        if m:
-            rule, files = m.group(1), {}
-        elif rule and re.match(r"^(input|output|log): ", stripped):
-            key, value = stripped.split(": ", 1)
-            files[key] = [p.strip() for p in value.split(",") if p.strip()]
-        elif rule and stripped.startswith("Shell command: "):
-            jobs[rule] = (files.get("input", []), files.get("output", []) + files.get("log", []),
-                          stripped.removeprefix("Shell command: "))
-            rule = None
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        name = re.search(r"(?:local)?rule (\w+):", block)
+        shell = re.search(r"^Shell command: (.*)$", block, re.M)
+        if not (name and shell):
+            continue
+        files = {key: [p.strip() for p in value.split(",") if p.strip()]
+                 for key, value in re.findall(r"^\s+(input|output|log): (.*)$", block, re.M)}
+        jobs[name.group(1)] = (files.get("input", []), files.get("output", []) + files.get("log", []), shell.group(1))
     return jobs
 
 
-def test_reporting_jobs_read_only_their_declared_inputs(dag_run, tmp_path):
-    """Each table, figure and claims job, run in a folder holding only its declared inputs, succeeds: it
-    reads nothing the DAG does not know about (so changing any file it reads reruns it)."""
-    import shutil
-
-    proc = snakemake("-n", "-p", "--forcerun", *REPORTING_RULES)
+@pytest.fixture(scope="module")
+def reporting_jobs(dag_run):
+    proc = snakemake("-n", "-p", "--forcerun", *REPORTING_RULES, "--", *REPORTING_RULES)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = _dry_run_jobs(proc.stdout + proc.stderr)
     assert set(REPORTING_RULES) <= set(jobs), set(REPORTING_RULES) - set(jobs)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    for rule in REPORTING_RULES:
-        inputs, written, command = jobs[rule]
-        work = tmp_path / rule
-        for rel in written:
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-        for rel in inputs:
-            src, dst = ROOT / rel, work / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
-        run = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, f"{rule} with only its declared inputs:\n{command}\n{run.stderr[-3000:]}"
+    return jobs
+
+
+@pytest.mark.parametrize("rule", REPORTING_RULES)
+def test_reporting_job_reads_only_its_declared_inputs(reporting_jobs, rule, tmp_path):
+    """The job, run in an empty folder holding only its declared inputs, succeeds: it reads nothing the DAG does
+    not know about, so changing any file it reads reruns it (and it gets files, never a results folder)."""
+    import shutil
+
+    inputs, written, command = reporting_jobs[rule]
+    assert "--results-dir" not in command
+    for rel in written:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    for rel in inputs:
+        src, dst = ROOT / rel, tmp_path / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "MPLBACKEND": "Agg", "HOME": str(tmp_path),
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    log = re.search(r"--log (\S+)", command)
+    detail = (tmp_path / log.group(1)).read_text()[-3000:] if log and (tmp_path / log.group(1)).exists() else ""
+    assert proc.returncode == 0, f"{rule} with only its declared inputs:\n{command}\n{proc.stderr[-3000:]}\n{detail}"
+    for rel in written:
+        if "/logs/" not in rel:
+            assert (tmp_path / rel).exists(), f"{rule} did not write {rel}"
