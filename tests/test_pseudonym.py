@@ -121,7 +121,8 @@ def test_key_not_on_the_snakemake_command_line(tmp_path):
     config.write_text(f"name: pseudonymtest\ndata:\n  dicom_dir: {tmp_path / 'dicom'}\n")
     (tmp_path / "dicom").mkdir()
     env = {**os.environ, ENV_VAR: KEY_A, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", str(config), "-s", str(REPO / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", str(REPO / "config" / "hospital.example.yaml"),
+           str(config), "-s", str(REPO / "Snakefile"),
            "-d", str(tmp_path / "wd"), f"results/pseudonymtest/convert/manifest.csv"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr + proc.stdout

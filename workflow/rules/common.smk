@@ -1,7 +1,6 @@
 # Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
 import json
 import os
-import sys
 
 from snakemake.exceptions import WorkflowError
 
@@ -12,10 +11,14 @@ SYNTHETIC = config["data"]["dicom_dir"] is None
 COHORT = f"{RES}/cohort" if SYNTHETIC else config["data"]["dicom_dir"]
 TRUTH = f"{RES}/truth" if SYNTHETIC else None
 
-if not SYNTHETIC and config["training"]["epochs"]["denoiser"] < 50:  # a real run that inherited the demo scale says so
-    print(f"spectbone: real data at a demo scale ({config['data']['image_size']} px, {config['training']['epochs']['denoiser']} "
-          "denoiser epochs): layer your config over config/paper.yaml for the paper's sizes "
-          "(snakemake --configfile config/paper.yaml <yours>)", file=sys.stderr)
+if not SYNTHETIC and not config["data"]["allow_demo_scale"]:  # real data never silently at the demo scale
+    _demo = [f"data.image_size {config['data']['image_size']} < 256"] if config["data"]["image_size"] < 256 else []
+    _demo += [f"training.epochs.{k} {v} < 50" for k, v in config["training"]["epochs"].items() if v < 50]
+    if _demo:
+        raise WorkflowError("real data (data.dicom_dir) with demo-only values: " + ", ".join(_demo) + ". Layer your "
+                            "config over config/hospital.example.yaml (snakemake --configfile "
+                            "config/hospital.example.yaml yours.yaml), or set data.allow_demo_scale: true for a "
+                            "quick look.")
 if not SYNTHETIC:  # refuse real data without a secret pseudonym key now, not after the first jobs
     try:
         from spectbone.util.pseudonym import MissingKey, secret_key
