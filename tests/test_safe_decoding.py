@@ -109,10 +109,12 @@ def test_deflate_bomb_rejected_before_inflating(nm1, tmp_path):
     deflate_bomb(tmp_path / "bare.dcm", nm1, preamble=False)  # no preamble: read with force, still bounded
     with pytest.raises(DicomRejected, match="inflates to more than"):
         read_nm_images(tmp_path / "bare.dcm")
-    # the same in a separate process, watching its peak memory: nothing huge was allocated
-    code = ("import resource, sys; from spectbone.dicom.read import read_nm_images, DicomRejected\n"
+    # the same in a separate process, watching its peak memory: nothing huge was allocated. VmHWM is the
+    # process's own peak (ru_maxrss would carry the parent's over fork + exec, pytest's peak included)
+    code = ("import sys; from spectbone.dicom.read import read_nm_images, DicomRejected\n"
             "try:\n    read_nm_images(sys.argv[1])\nexcept DicomRejected as e:\n    print('rejected:', e)\n"
-            "print('maxrss_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "peak = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')][0].split()[1]\n"
+            "print('maxrss_mb', int(peak) / 1024)")
     proc = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True)
     assert "rejected:" in proc.stdout, proc.stderr
     assert float(proc.stdout.split("maxrss_mb")[1]) < 250  # far below the 600 MiB it would inflate to

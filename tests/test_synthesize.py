@@ -92,7 +92,7 @@ def test_dicom_round_trip(cohort):
             assert npz["expected"].dtype == np.float32 and npz["expected"].shape == (1024, 256)
             assert npz["lesions"].dtype == np.uint8 and npz["lesions"].shape == (1024, 256)
             assert abs(npz["expected"].sum(dtype=np.float64) - r["total_counts"]) < 6 * np.sqrt(r["total_counts"] + 1)
-            assert (npz["lesions"].any()) == (r["n_lesions"] > 0)
+            assert not npz["lesions"].any() or r["n_lesions"] > 0  # a view outlines only the lesions it shows
     ids = [pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in sorted(out.glob("*.dcm"))]
     assert len(set(ids)) == N
     uids = [pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in sorted(out.glob("*.dcm"))]

@@ -289,7 +289,8 @@ def method_outputs(bm3d_chunk):
 # Every file a figure reads, by the key `spectbone figure --input KEY=PATH` passes it under.
 TESTSET = {"testset": f"{OUT}/noise/testset.npz"}
 FIGURE_INPUTS = {
-    "07": {"preprocess": f"{OUT}/preprocess/preprocess.csv", "table2": f"{OUT}/tables/table2.csv"},
+    "07": {"preprocess": f"{OUT}/preprocess/preprocess.csv", "images": PREPROCESSED["images"],
+           "table2": f"{OUT}/tables/table2.csv"},
     "08": {**TESTSET, **{p: f"{OUT}/infer/{emanet_name(p, 'full', MAIN_LAM)}.npz" for p in ["none", "natural", "ct"]}},
     "09": {**TESTSET, **{key: f"{OUT}/infer/{emanet_name('ct', 'full', lam)}.npz"
                          for key, lam in [("mse", 0.0), ("perceptual", 1.0), ("composite", MAIN_LAM)]}},

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 
@@ -181,7 +182,9 @@ def _method_panels(inputs, shown: Shown, level_index=None, keys=METHODS) -> list
 
 
 def fig07(inputs, s):
-    pair = t2.load_pair(inputs["preprocess"])
+    if Path(inputs["images"]) != Path(inputs["preprocess"]).parent / "images":
+        raise ValueError("fig07: --input images= must be the images folder beside --input preprocess=")
+    pair = t2.load_pair(inputs["preprocess"])  # reads the images it lists from that declared folder
     table = pd.read_csv(inputs["table2"])
     peak = t2.peak_level(table)
     shown_level, why = peak, "SSIM peak"
