@@ -322,6 +322,3 @@ def history_stem(wildcards, output):
     return os.path.splitext(output.history)[0]
 
 
-def results_dir(wildcards):
-    """This run's results folder (table, figure and claims verbs read the DAG's outputs from it)."""
-    return OUT

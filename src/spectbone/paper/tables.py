@@ -269,7 +269,7 @@ def training_table(res: Results):
 
     rows = []
     for weights in res.matching("models", ".pt"):
-        meta = torch.load(weights, map_location="cpu", weights_only=False).get("meta", {})
+        meta = torch.load(weights, map_location="cpu", weights_only=True).get("meta", {})
         history = res.declared(f"training/{weights.stem}.csv")
         h = pd.read_csv(history) if history is not None else pd.DataFrame()
         rows.append({"model": weights.stem, "task": meta.get("task", ""), "network": meta.get("kind", ""),
