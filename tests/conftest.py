@@ -23,6 +23,21 @@ def run_cli(*args, check=True, **kwargs):
     return proc
 
 
+def phantom_through_preprocess(root: Path, n_patients: int, seed: int, size: int, problem_fraction: float = 0.0,
+                               workers: int = 1, log: Path | None = None) -> tuple[Path, Path, Path, Path]:
+    """synthesize -> convert -> preprocess (with truth) under `root`, as the DAG runs them; returns the
+    (cohort, truth, convert, preprocess) folders."""
+    from spectbone.cli import main
+
+    cohort, truth, conv, pre = (root / d for d in ("dicom", "truth", "conv", "pre"))
+    assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", str(n_patients),
+                 "--seed", str(seed), "--problem-fraction", str(problem_fraction), "--workers", str(workers)]) == 0
+    assert main(["convert", str(cohort), "--out", str(conv), "--phantom"]) == 0
+    assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre), "--truth", str(truth),
+                 "--size", str(size), *(["--log", str(log)] if log else [])]) == 0
+    return cohort, truth, conv, pre
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op thread: tiny networks run several times faster, and immune to busy shared cores."""

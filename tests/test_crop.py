@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectbone.cli import main
+from conftest import phantom_through_preprocess
+
 from spectbone.prep.crop import (
     CropBox,
     CropError,
@@ -88,12 +89,7 @@ def test_head_cut_off_is_not_cropped(nm1):
 
 def test_phantom_boxes_match_landmarks(tmp_path):
     """Clean phantom studies: IoU >= 0.9 with the phantom's own shoulder-to-pelvis box on >= 95%."""
-    cohort, truth, conv, pre = (tmp_path / d for d in ("dicom", "truth", "conv", "pre"))
-    assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", "14",
-                 "--seed", "314", "--problem-fraction", "0", "--workers", "2"]) == 0
-    assert main(["convert", str(cohort), "--out", str(conv), "--phantom"]) == 0
-    assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre),
-                 "--truth", str(truth), "--size", "128"]) == 0
+    cohort, truth, conv, pre = phantom_through_preprocess(tmp_path, n_patients=14, seed=314, size=128, workers=2)
     crop_eval = pd.read_csv(pre / "crop_eval.csv", keep_default_na=False)
     assert len(crop_eval) == 28 and (crop_eval["problem"] == "").all()
     assert (crop_eval["iou"] >= 0.9).mean() >= 0.95

@@ -23,7 +23,9 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+from conftest import phantom_through_preprocess
 
 from spectbone.cli import main
 from spectbone.dicom.read import DicomRejected, read_nm_images
@@ -215,12 +217,7 @@ def test_write_failure_fails_loudly_without_partial_files(nm1, tmp_path):
 
 
 def test_missing_truth_is_an_error(tmp_path):
-    cohort, truth, conv, pre = (tmp_path / d for d in ("dicom", "truth", "conv", "pre"))
-    assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", "4",
-                 "--seed", "5", "--problem-fraction", "0", "--workers", "1"]) == 0
-    assert main(["convert", str(cohort), "--out", str(conv), "--phantom"]) == 0
-    assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre),
-                 "--truth", str(truth), "--size", "64"]) == 0
+    cohort, truth, conv, pre = phantom_through_preprocess(tmp_path, n_patients=4, seed=5, size=64)
     ids = sorted(p.stem for p in (pre / "truth").glob("*.npz"))
     assert len(ids) == 8
     assert load_truth(pre, ids, required=True)[0].shape == (8, 64, 64)

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
+from conftest import phantom_through_preprocess
+
 from spectbone.cli import main
 from spectbone.prep.crop import find_landmarks
 from spectbone.dicom.read import read_nm_images
@@ -80,13 +82,9 @@ def test_small_lesion_is_not_contamination(nm1):
 
 
 def test_phantom_screening_precision_recall(tmp_path):
-    cohort, truth, conv, pre = (tmp_path / d for d in ("dicom", "truth", "conv", "pre"))
-    assert main(["synthesize", "--out", str(cohort), "--truth", str(truth), "--n-patients", "32",
-                 "--seed", "2718", "--problem-fraction", "0.5", "--workers", "2"]) == 0
-    assert main(["convert", str(cohort), "--out", str(conv), "--phantom"]) == 0
     log = tmp_path / "preprocess.log"
-    assert main(["preprocess", "--manifest", str(conv / "manifest.csv"), "--out", str(pre),
-                 "--truth", str(truth), "--size", "64", "--log", str(log)]) == 0
+    cohort, truth, conv, pre = phantom_through_preprocess(tmp_path, n_patients=32, seed=2718, size=64,
+                                                          problem_fraction=0.5, workers=2, log=log)
     ev = pd.read_csv(pre / "screening_eval.csv").iloc[0]
     assert ev["n"] == 64 and ev["tp"] + ev["fn"] == 32
     assert ev["precision"] >= 0.9 and ev["recall"] >= 0.9, ev.to_dict()

@@ -35,7 +35,7 @@ CONDA_ENV = "../../envs/spectbone.yaml"  # used with --sdm conda; mirrors pyproj
 # Snakemake creates that env from a copy under .snakemake/conda/, so a relative `-e ..` in it would point
 # there; the env installs the package from ${SPECTBONE_REPO} instead (pip expands it), set here to this
 # repository unless the user set it.
-os.environ.setdefault("SPECTBONE_REPO", os.path.abspath(os.path.join(workflow.basedir)))
+os.environ.setdefault("SPECTBONE_REPO", os.path.abspath(workflow.basedir))
 
 PRETRAIN_SOURCES = ["ct", "natural"]
 ARCHS = ["plain", "rdc", "rdc_md", "rdc_md_rcag", "full"]

@@ -36,6 +36,7 @@ from pydicom.uid import UID
 from spectbone.dicom.errors import DicomRejected
 from spectbone.dicom.safety import (DEFAULT_LIMITS, DecodeLimits, check_deflated, check_dimensions,
                                     check_encapsulated, check_file_size)
+from spectbone.util.runtime import error_reason
 
 __all__ = ["ANT", "POST", "UNKNOWN", "DicomRejected", "DecodeLimits", "NMImage", "read_nm_images"]
 
@@ -211,7 +212,7 @@ def _read_dataset(path: Path, limits: DecodeLimits) -> pydicom.Dataset:
                     "not a DICOM file: it has no 'DICM' marker and does not parse as a DICOM data set"
                 ) from None
         except (EOFError, OSError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            detail = error_reason(exc)
             raise DicomRejected(f"the file ends before its DICOM data set is complete (truncated): {detail}") from None
         except Exception as exc:  # pydicom raises assorted errors on corrupt headers
             raise DicomRejected(f"the DICOM header could not be parsed ({type(exc).__name__}: {exc})") from None

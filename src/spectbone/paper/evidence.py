@@ -74,14 +74,13 @@ class PerImage:
         return len(ids)
 
     def _per_image(self, method: str, metric: str, levels) -> pd.Series:
+        """Per-image means over `levels` (None: every noise level; [0]: the blind rows)."""
         if method not in self.evals:
             raise Unavailable(f"no per-image scores of {method}")
         df = self.evals[method]
-        df = df[df["noise_level"] > 0]
-        if levels is not None:
-            df = df[df["noise_level"].isin(list(levels))]
+        df = df[df["noise_level"] > 0] if levels is None else df[df["noise_level"].isin(list(levels))]
         col = metric + self.suffix
-        if col not in df.columns or df.empty:
+        if col not in df.columns or df.empty or df[col].isna().all():
             raise Unavailable(f"{method}: no {col} scores" + (f" at levels {list(levels)}" if levels else ""))
         return df.groupby("image_id")[col].mean()  # levels averaged per image first
 
@@ -93,14 +92,7 @@ class PerImage:
         """Blind denoising of the acquired originals (noise_level 0 rows), against the truth only."""
         if not self.suffix:
             raise Unavailable("blind denoising has no reference under the paper's protocol (the original is the input)")
-        if method not in self.evals:
-            raise Unavailable(f"no per-image scores of {method}")
-        df = self.evals[method]
-        df = df[df["noise_level"] == 0]
-        col = metric + self.suffix
-        if col not in df.columns or df[col].isna().all():
-            raise Unavailable(f"{method}: no blind {col} scores")
-        per_image = df.set_index("image_id")[col]
+        per_image = self._per_image(method, metric, [0])
         return self.resampler(per_image.index).mean(per_image)
 
     def variant(self, table: str, method: str, metric: str) -> Estimate:

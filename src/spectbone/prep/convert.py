@@ -45,7 +45,7 @@ from spectbone.dicom.write import PHANTOM_MODEL_NAME
 from spectbone.util.atomic import save_csv, save_npy
 from spectbone.util.hashing import sha256_file
 from spectbone.util.pseudonym import MissingKey, PseudonymKey, demo_key, secret_key
-from spectbone.util.runtime import add_common_arguments, setup_logging
+from spectbone.util.runtime import add_common_arguments, error_reason, setup_logging
 
 log = logging.getLogger("spectbone.prep.convert")
 
@@ -210,7 +210,7 @@ def run(args) -> int:
         log.error("%s", exc)
         return 1
     except (OSError, MemoryError) as exc:
-        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        what = error_reason(exc)
         log.error("convert failed (%s: disk full or out of memory?): no partial file was left; rerun once "
                   "there is room", what)
         return 1

@@ -40,7 +40,7 @@ import pandas as pd
 
 from spectbone.prep.crop import CropBox, CropError, counts_per_grey, crop_resize, crop_resize_mask, find_crop_box, to_grey
 from spectbone.util.atomic import atomic_path, save_csv, save_npy
-from spectbone.util.runtime import add_common_arguments, setup_logging
+from spectbone.util.runtime import add_common_arguments, error_reason, setup_logging
 from spectbone.prep.screen import TRUNCATED, screen_view
 
 log = logging.getLogger("spectbone.prep.preprocess")
@@ -224,7 +224,7 @@ def run(args) -> int:
         log.error("missing truth: %s", exc)
         return 1
     except (OSError, MemoryError) as exc:
-        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        what = error_reason(exc)
         log.error("preprocess failed while writing its outputs (%s; disk full?): no partial file was left, "
                   "rerun once there is room", what)
         return 1

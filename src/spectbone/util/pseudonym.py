@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spectbone.util.runtime import error_reason
+
 ENV_VAR = "SPECTBONE_ID_KEY"
 MIN_KEY_CHARS = 16
 DEMO_KEY = "spectbone-PUBLIC-demo-key-for-the-synthetic-phantom-only"
@@ -64,7 +66,7 @@ def secret_key(environ=None, key_file: str | os.PathLike | None = None) -> Pseud
         try:
             value = Path(key_file).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            reason = error_reason(exc)
             raise MissingKey(f"the key file named by data.id_key_file cannot be read ({reason})") from None
     else:
         source, label = ENV_VAR, SECRET_LABEL

@@ -13,6 +13,12 @@ import numpy as np
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def error_reason(exc: BaseException) -> str:
+    """The operating system's words for an OSError ('No space left on device'), else the error's type name:
+    what a log line may say about a failed read or write without quoting a path."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> logging.Logger:
     """Log to stderr and, when given, to the rule's `log:` file (created with its folder)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
