@@ -78,8 +78,9 @@ def select_pair(preprocess_csv: str | Path) -> tuple[str, str, str, float, float
     tissue is what separates a low-noise from a high-noise scan, and it goes as 1 / sqrt(counts)."""
     pre = pd.read_csv(preprocess_csv, keep_default_na=False)
     kept = pre[pre["keep"].astype(str).str.lower() == "true"].copy()
-    images = load_images(Path(preprocess_csv).parent, kept["image_id"])
-    kept["body_counts"] = [body_counts(x, float(c)) for x, c in zip(images, kept["counts_per_grey"])]
+    folder = Path(preprocess_csv).parent  # one image in memory at a time: the paper's cohort has 310
+    kept["body_counts"] = [body_counts(load_images(folder, [image_id])[0], float(c))
+                           for image_id, c in zip(kept["image_id"], kept["counts_per_grey"])]
     best = None
     for view, group in kept.groupby("view", sort=True):
         if len(group) < 2:
