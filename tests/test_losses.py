@@ -150,3 +150,22 @@ def test_perceptual_is_eq13_sum_over_channels_per_pixel():
     assert torch.allclose(paper(out, clean), 64 * wgan(out, clean))
     with pytest.raises(ValueError):
         losses.PerceptualLoss(channels="max")
+
+
+def test_balanced_unit_makes_the_two_terms_equal_on_the_calibration_pairs():
+    """The balanced feature unit: perceptual == MSE on the pairs it was measured on, and the eq. 13
+    form (sum over channels) is unchanged, only scaled; noise costs far more as features than pixels."""
+    g = torch.Generator().manual_seed(3)
+    clean = torch.rand(6, 1, 32, 32, generator=g)
+    noisy = clean + 0.05 * torch.randn(clean.shape, generator=g)
+    paper = losses.PerceptualLoss()
+    ratio = losses.perceptual_balance(paper, noisy, clean, batch_size=4)
+    assert ratio > 100                                             # ImageNet relu1_2 amplifies pixel noise
+    assert paper.scale == 1.0                                      # measuring leaves the loss as it was
+    balanced = losses.PerceptualLoss(scale=1 / ratio)
+    assert float(balanced(noisy, clean)) == pytest.approx(float(losses.mse_loss(noisy, clean)), rel=1e-4)
+    assert float(balanced(noisy, clean)) == pytest.approx(float(paper(noisy, clean)) / ratio, rel=1e-6)
+    with pytest.raises(ValueError, match="no noise"):
+        losses.perceptual_balance(paper, clean, clean)
+    with pytest.raises(ValueError, match="positive"):
+        losses.PerceptualLoss(scale=0.0)

@@ -174,6 +174,7 @@ def train_args(lr=None):
         args += f" --samples-per-epoch {TR['samples_per_epoch']}"
     if TR["vgg_weights"]:
         args += f" --vgg-weights {TR['vgg_weights']}"
+    args += f" --perceptual-unit {TR['perceptual_unit']}"
     if TR["patch"]:
         args += f" --patch {TR['patch']}"
     return args

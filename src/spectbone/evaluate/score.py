@@ -98,8 +98,11 @@ def evaluate_segmentation(testset, segmenter_path, parts, names, device):
 
     if "lesions" not in testset:
         raise ValueError("the test set has no lesion masks (no truth): Table 8 needs the phantom or real masks")
-    model, _ = load_model(segmenter_path, map_location=device)
+    model, meta = load_model(segmenter_path, map_location=device)
     model.to(device)
+    threshold = float(meta.get("threshold", 0.5))  # chosen on the validation images at training time
+    log.info("segmentation threshold %.2f (%s)", threshold,
+             "from the validation images" if "threshold" in meta else "default")
     inputs = {"Original": testset["clean"]}
     for name, part in zip(names, parts):
         with np.load(part) as z:
@@ -107,12 +110,13 @@ def evaluate_segmentation(testset, segmenter_path, parts, names, device):
     rows, per_image, masks = [], [], {"image": testset["clean"], "lesions": testset["lesions"]}
     for name, images in inputs.items():
         prob = segment(model, images.astype(np.float32), device)
-        rows.append({"method": name, **segmentation_scores(prob, testset["lesions"])})
-        counts = segmentation_counts(prob, testset["lesions"])
+        rows.append({"method": name, **segmentation_scores(prob, testset["lesions"], threshold),
+                     "threshold": threshold})
+        counts = segmentation_counts(prob, testset["lesions"], threshold)
         counts.insert(0, "image_id", [str(i) for i in testset["image_id"]])
         counts.insert(0, "method", name)
         per_image.append(counts)
-        masks[f"pred_{name}"] = (prob >= 0.5).astype(np.uint8)
+        masks[f"pred_{name}"] = (prob >= threshold).astype(np.uint8)
         masks[f"input_{name}"] = images.astype(np.float32)
     return pd.DataFrame(rows), pd.concat(per_image, ignore_index=True), masks
 

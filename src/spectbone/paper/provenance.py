@@ -107,6 +107,8 @@ def models_info(paths) -> dict:
         _, meta = load_model(path, map_location="cpu")
         entry = {"sha256": sha256_file(path), "task": meta.get("task", ""), "kind": meta.get("kind", ""),
                  "data_source": meta.get("data_source", ""), "vgg_weights": meta.get("vgg_weights", ""),
+                 "perceptual_unit": meta.get("perceptual_unit", ""),
+                 "perceptual_balance_ratio": meta.get("perceptual_balance_ratio"),
                  "fingerprint": meta.get("fingerprint", "")}
         if str(entry["data_source"]).startswith(("Mayo:", "folder:")):
             entry["data_source"] = pretrain_kind(str(entry["data_source"]))[1]

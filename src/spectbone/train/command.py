@@ -57,6 +57,22 @@ def _bone_arrays(args, which):
     return ids, load_images(args.preprocess_dir, ids)
 
 
+def _set_perceptual_unit(perceptual, args, images) -> dict:
+    """Eq. 13's feature unit: "input" keeps features per unit of the [0, 1] image; "balanced" divides the
+    term by its ratio to the MSE on noisy copies of (up to) 16 training images at the validation levels,
+    so eq. 14's lambda weighs two terms of equal size (see `losses.PerceptualLoss`)."""
+    from spectbone.train.losses import perceptual_balance
+
+    if args.perceptual_unit == "input":
+        return {"perceptual_scale": 1.0}
+    noisy, clean, _ = validation_pairs(images[:16], args.seed)
+    ratio = perceptual_balance(perceptual, noisy, clean)
+    perceptual.scale = 1.0 / ratio
+    log.info("perceptual term balanced: in the input unit it is %.4g x the MSE on training pairs; scaled by 1/%.4g",
+             ratio, ratio)
+    return {"perceptual_balance_ratio": ratio, "perceptual_scale": perceptual.scale}
+
+
 def build_task(args, device):
     from spectbone.train import losses
     from spectbone.models import build_model, load_model
@@ -130,6 +146,8 @@ def build_task(args, device):
     lam = 0.0 if args.task == "pretrain" else args.lam
     loss_fn = losses.CompositeLoss(lam=lam, vgg_weights=args.vgg_weights).to(device)
     meta.update(loss=f"composite lambda={lam:g}", lam=lam, vgg_weights=loss_fn.weights_source, patch=args.patch)
+    if loss_fn.perceptual is not None:
+        meta.update(perceptual_unit=args.perceptual_unit, **_set_perceptual_unit(loss_fn.perceptual, args, images))
     estimator = None
     if args.estimator:
         if kind != "emanet":
@@ -163,6 +181,10 @@ def add_arguments(parser, verb):
     parser.add_argument("--levels", default="1:50", help="training noise levels")
     parser.add_argument("--level-jitter", type=float, default=1.0)
     parser.add_argument("--lam", type=float, default=0.2, help="perceptual weight lambda of the composite loss")
+    parser.add_argument("--perceptual-unit", choices=["balanced", "input"], default="balanced",
+                        help="feature unit of eq. 13's perceptual term: balanced (equal to the MSE on the training "
+                             "set's noisy pairs, so lambda balances the two) or input (features per unit of the "
+                             "[0, 1] image; ~1200x the MSE on noise)")
     parser.add_argument("--vgg-weights", default=None, help="VGG-16 of the perceptual loss: default the shipped ImageNet weights, a torchvision-format state_dict, or random (ablation)")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--samples-per-epoch", type=int, default=None)
@@ -206,6 +228,9 @@ def run(args):
     model.load_state_dict(best_state)
     meta.update(best_val=float(history["val"].min()) if len(history) else None,
                 best_epoch=int(history["val"].idxmin()) + 1 if len(history) else 0)
+    if isinstance(task, SegmenterTask):
+        meta["threshold"], meta["val_iou"] = task.pick_threshold()
+        log.info("segmentation threshold %.2f (pooled validation IoU %.3f)", meta["threshold"], meta["val_iou"])
     Path(args.history).parent.mkdir(parents=True, exist_ok=True)
     history.to_csv(args.history, index=False)
     plot_history(history, args.curve, f"{args.task} {kind} ({Path(args.out).stem})")

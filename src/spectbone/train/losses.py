@@ -5,6 +5,7 @@
   summed over channels, per pixel; grey images are replicated to 3 channels and normalised with the
   ImageNet mean/std; the VGG is frozen.
 - :class:`CompositeLoss`: eq. 14, ``(1 - lam) * MSE + lam * perceptual`` (paper lambda = 0.2).
+- :func:`perceptual_balance`: the "balanced" feature unit (see :class:`PerceptualLoss`).
 - :func:`critic_loss_wgan_gp`, :func:`generator_adversarial_loss`: WGAN with gradient penalty
   (Gulrajani et al. 2017) as WGAN-VGG uses it.
 
@@ -44,15 +45,23 @@ class PerceptualLoss(nn.Module):
     ``"random"`` for the labelled random-feature ablation (see :mod:`spectbone.models.vgg`).
     ``channels="mean"`` averages over channels instead: WGAN-VGG's own definition (Yang et al. 2018,
     1/(w h d)), used for that baseline.
+
+    ``scale`` multiplies the term; it carries the *feature unit*, which eq. 13 leaves open. In the
+    input unit (scale 1) a noise-like error costs about 1200x more as features than as pixels, so at
+    lambda = 0.2 eq. 14 would be ~300 : 1 perceptual, not the balance the paper's lambda is said to
+    strike ("用于平衡两项损失函数"). The default "balanced" unit (``scale = 1 / perceptual_balance(...)``)
+    makes the two terms equal on the training set's own noisy/clean pairs; the form of eq. 13 is unchanged.
     """
 
     FEATURE_UNIT = 255.0
 
-    def __init__(self, vgg_weights: str | None = None, channels: str = "sum"):
+    def __init__(self, vgg_weights: str | None = None, channels: str = "sum", scale: float = 1.0):
         super().__init__()
         if channels not in ("sum", "mean"):
             raise ValueError(f"channels must be 'sum' (paper eq. 13) or 'mean' (WGAN-VGG), got {channels!r}")
-        self.channels = channels
+        if not scale > 0:
+            raise ValueError(f"the perceptual scale must be positive, got {scale}")
+        self.channels, self.scale = channels, float(scale)
         self.vgg, self.weights_source = load_vgg16_relu1_2(vgg_weights)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -71,21 +80,43 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             target_feat = self.features(target)
         squared = (self.features(output) - target_feat).pow(2)
-        return squared.sum(dim=1).mean() if self.channels == "sum" else squared.mean()
+        return self.scale * (squared.sum(dim=1).mean() if self.channels == "sum" else squared.mean())
+
+
+@torch.no_grad()
+def perceptual_balance(perceptual: PerceptualLoss, noisy: torch.Tensor, clean: torch.Tensor,
+                       batch_size: int = 8) -> float:
+    """Ratio of the perceptual term (at scale 1) to the MSE over noisy/clean pairs: the balanced unit.
+
+    Pooled over all pairs (sums, not a mean of ratios), so a near-clean pair cannot dominate it."""
+    old, perceptual.scale = perceptual.scale, 1.0
+    try:
+        device = perceptual.mean.device
+        per = mse = 0.0
+        for i in range(0, len(noisy), batch_size):
+            y, x = noisy[i:i + batch_size].to(device), clean[i:i + batch_size].to(device)
+            per += float(perceptual(y, x)) * len(y)
+            mse += float(mse_loss(y, x)) * len(y)
+    finally:
+        perceptual.scale = old
+    if not mse > 0:
+        raise ValueError("cannot balance the perceptual term: the calibration pairs hold no noise")
+    return per / mse
 
 
 class CompositeLoss(nn.Module):
-    """``CompositeLoss(lam=0.2, vgg_weights=None)``: (1 - lam) * MSE + lam * perceptual (paper eq. 14).
+    """``CompositeLoss(lam=0.2, vgg_weights=None, perceptual_scale=1.0)``: (1 - lam) * MSE + lam * perceptual
+    (paper eq. 14).
 
     lam = 0 builds no VGG (weights_source "none"); lam = 1 is the pure perceptual loss.
     """
 
-    def __init__(self, lam: float = 0.2, vgg_weights: str | None = None):
+    def __init__(self, lam: float = 0.2, vgg_weights: str | None = None, perceptual_scale: float = 1.0):
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lambda must lie in [0, 1], got {lam}")
         self.lam = float(lam)
-        self.perceptual = PerceptualLoss(vgg_weights) if self.lam > 0 else None
+        self.perceptual = PerceptualLoss(vgg_weights, scale=perceptual_scale) if self.lam > 0 else None
         self.weights_source = self.perceptual.weights_source if self.perceptual is not None else "none"
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -283,6 +283,9 @@ class WGANTask(Task):
     validate = DenoiserTask.validate  # scores the generator (the primary model)
 
 
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
+
+
 class SegmenterTask(Task):
     """Binary lesion segmentation: BCE + Tversky (``losses.lesion_segmentation_loss``).
 
@@ -302,9 +305,25 @@ class SegmenterTask(Task):
         return self.optimise(self.loss(logits, batch["mask"].to(self.device)))
 
     @torch.no_grad()
-    def validate(self):
-        images, masks = self.val
+    def _val_logits(self) -> torch.Tensor:
+        images, _ = self.val
         model = self.models["model"]
-        logits = torch.cat([model(images[i:i + self.batch_size].to(self.device)).cpu()
-                            for i in range(0, len(images), self.batch_size)])
-        return float(self.loss(logits, masks))
+        return torch.cat([model(images[i:i + self.batch_size].to(self.device)).cpu()
+                          for i in range(0, len(images), self.batch_size)])
+
+    def validate(self):
+        return float(self.loss(self._val_logits(), self.val[1]))
+
+    def pick_threshold(self) -> tuple[float, float]:
+        """(threshold, IoU): the probability cut with the best pooled IoU on the validation images.
+
+        Table 8 needs a binary mask; the paper names no cut, and 0.5 is only right for a calibrated
+        model, which a Tversky-trained one is not. Chosen on validation, never on the test images."""
+        from spectbone.evaluate.score import segmentation_scores
+
+        self.train(False)
+        prob = torch.sigmoid(self._val_logits())[:, 0].numpy()
+        truth = self.val[1][:, 0].numpy()
+        scores = [(segmentation_scores(prob, truth, t)["iou"], -abs(t - 0.5), t) for t in THRESHOLD_GRID]
+        iou, _, threshold = max(scores)
+        return float(threshold), float(iou)
