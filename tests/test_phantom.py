@@ -15,10 +15,11 @@ def _study(seed: int, problem: str = "") -> phantom.Study:
 
 @pytest.fixture(scope="module")
 def clean() -> phantom.Study:
-    # the first seed whose patient has lesions, so masks can be checked
+    # the first seed whose patient has a lesion outlined in some view, so masks can be checked (a faint
+    # focus over thick soft tissue may stand out in neither view and is then outlined in neither)
     for seed in range(50):
         st = _study(seed)
-        if st.lesions:
+        if st.lesions and any(st.views[v].lesions.any() for v in phantom.VIEWS):
             return st
     raise AssertionError("no lesions in 50 patients")
 
@@ -162,3 +163,79 @@ def test_problem_studies_show_their_problem():
 
     with pytest.raises(ValueError):
         _study(1, "motion")
+
+
+def _anatomy(seed: int, **overrides) -> tuple[phantom.Scene, phantom.Anatomy]:
+    p = phantom.sample_patient(np.random.default_rng(seed))
+    for k, v in overrides.items():
+        setattr(p, k, v)
+    scene = phantom.Scene(p)
+    anat = phantom.Anatomy(scene)
+    anat.build()
+    return scene, anat
+
+
+def test_ribs_are_irregular_per_rib_side_and_patient():
+    """Real ribs are not evenly spaced stripes: spacing, level and course vary rib by rib and side by side."""
+    levels = {}
+    for seed in (0, 1, 2):
+        _, anat = _anatomy(seed)
+        for side in (-1, 1):
+            y = np.array([anat.rib_paths[(k, side)][0][0, 1] for k in range(12)])  # at the transverse process
+            gaps = np.diff(y)
+            assert (gaps > 0.5).all()  # still in order, no rib on another
+            assert gaps.std() / gaps.mean() > 0.06, gaps  # the old phantom: exactly 2.12 cm each (CV 0)
+            levels[seed, side] = y
+        assert not np.allclose(levels[seed, -1], levels[seed, 1], atol=0.05)  # slight asymmetry
+    assert not np.allclose(levels[0, -1], levels[1, -1], atol=0.05)  # and per patient
+
+
+def test_kidneys_show_faintly_posterior_below_the_spine():
+    """Posterior: each kidney region clearly above the soft tissue beside it and below the lumbar spine;
+    anterior: the kidneys add less (deeper, attenuated)."""
+    for seed in (0, 1, 3, 5):
+        scene, anat = _anatomy(seed)
+        ant, post = scene.render()
+        scene0, _ = _anatomy(seed, kidney_uptake=0.0)
+        ant0, post0 = scene0.render()
+        spine_col = int(scene.cols(0.0))
+        for x, y in anat.kidneys:
+            r, c = int(scene.rows(y)), int(scene.cols(x))
+            kidney = (slice(r - 6, r + 7), slice(c - 4, c + 5))
+            cb = int(scene.cols(x + np.sign(x) * 5.0))
+            background = post[r - 6:r + 7, cb - 2:cb + 3].mean()
+            spine = post[r - 6:r + 7, spine_col - 3:spine_col + 4].mean()
+            assert 1.25 * background < post[kidney].mean() < 0.9 * spine, seed
+            gain_post = post[kidney].mean() / post0[kidney].mean()
+            gain_ant = ant[kidney].mean() / ant0[kidney].mean()
+            assert gain_post > 1.25 and 1.0 < gain_ant < gain_post
+
+
+def test_benign_uptake_is_drawn_but_never_outlined_as_lesion():
+    """Degenerative joints, healed fractures and the injection site are confounders: hot in the image,
+    absent from the lesion masks, and screening keeps the study."""
+    from spectbone.prep.screen import screen_view
+
+    kinds, checked = set(), 0
+    for seed in range(40):
+        st = phantom.make_study(np.random.default_rng([seed, 5]))
+        if not st.benign:
+            continue
+        kinds |= {b["kind"] for b in st.benign}
+        scene = phantom.Scene(st.patient)
+        ant = st.views["ANT"]
+        for b in st.benign:
+            x, y = b["center_cm"]
+            r, c = int(round(float(scene.rows(y)))), int(round(float(scene.cols(x))))
+            near_lesion = any(np.hypot(x - les.center_cm[0], y - les.center_cm[1]) < 3.0 for les in st.lesions)
+            if not near_lesion and 0 <= r < 1024 and 0 <= c < 256:
+                assert not ant.lesions[r, c] and not st.views["POST"].lesions[r, 255 - c], (seed, b)
+        if not st.lesions:
+            assert not any(st.views[v].lesions.any() for v in phantom.VIEWS)
+        if checked < 8:
+            for v in phantom.VIEWS:
+                verdict = screen_view(st.views[v].counts)
+                assert verdict.keep, (seed, v, verdict.reason, st.benign)
+            checked += 1
+    assert kinds == {"degenerative_knee", "degenerative_shoulder", "facet_arthropathy", "healed_rib_fracture",
+                     "injection_site"}, kinds

@@ -48,3 +48,24 @@ def test_realism_verb_end_to_end(tmp_path):
     written = md + (tmp_path / "tab" / "realism.csv").read_text() + log.read_text()
     for token in names | ids:
         assert token not in written
+
+
+def test_phantom_count_statistics_match_nm1():
+    """At the default count level the clean phantom's median peak and median counts per body pixel lie
+    within 25% of NM1's (issue #11: they were 112 vs 278 and 13 vs 26), on the realism check's own
+    statistics at the native 1024 x 256 frame; peak also for ANT alone (NM1 is an anterior view).
+    Counts still vary from patient to patient."""
+    import numpy as np
+
+    from spectbone import phantom
+
+    nm1 = view_stats(pydicom.dcmread(nm1_path("auto")).pixel_array)
+    stats = [dict(view=v, **view_stats(st.views[v].counts))
+             for st in (phantom.make_study(np.random.default_rng([seed, 7])) for seed in range(16))
+             for v in phantom.VIEWS]
+    df = pd.DataFrame(stats)
+    for col in ("max_counts", "median_counts_per_body_pixel"):
+        ratio = df[col].median() / nm1[col]
+        assert 0.75 <= ratio <= 1.25, (col, df[col].median(), nm1[col])
+    assert 0.75 <= df.loc[df["view"] == "ANT", "max_counts"].median() / nm1["max_counts"] <= 1.25
+    assert df["total_counts"].max() > 1.3 * df["total_counts"].min()  # most 2-4 M, as clinical sweeps

@@ -75,6 +75,47 @@ def test_nm1_urine_on_thigh_and_table(nm1):
     assert not verdict.keep and verdict.problem == URINE, verdict.reason
 
 
+def _with_spots(counts: np.ndarray, spots, seed: int = 0) -> np.ndarray:
+    """Add several compact sources (row, col, share of the counts, sigma), Poisson sampled."""
+    src = np.zeros(counts.shape)
+    total = counts.sum(dtype=np.float64)
+    for row, col, share, sigma in spots:
+        s = np.zeros(counts.shape)
+        s[row, col] = 1.0
+        s = ndi.gaussian_filter(s, sigma)
+        src += s / s.sum() * share * total
+    return (counts + np.random.default_rng(seed).poisson(src)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, spots, problem", [
+    # not what the phantom's problem generator draws: a drop on the table beside the shoulder,
+    # urine in the groin next to the bladder, a splash of three droplets on the thigh, a pool by the feet
+    ("table beside the shoulder", [(230, 252, 0.015, 2.0)], EXTRAVASATION),
+    ("groin beside the bladder", [(470, 150, 0.012, 2.0)], URINE),
+    ("splash on the thigh", [(560, 160, 0.005, 1.5), (566, 166, 0.004, 1.2), (552, 170, 0.003, 1.0)], URINE),
+    ("pool by the feet", [(880, 200, 0.02, 3.0)], URINE),
+])
+def test_nm1_with_contamination_it_was_not_built_from(nm1, name, spots, problem):
+    """Screening is tuned on the phantom; the real scan made bad in other ways must be caught too,
+    in either orientation (the mirrored frame stands in for a posterior view)."""
+    assert screen_view(nm1[:, ::-1].copy()).keep
+    verdict = screen_view(_with_spots(nm1, spots))
+    assert not verdict.keep and verdict.problem == problem, (name, verdict.reason)
+    mirrored = _with_spots(nm1[:, ::-1].copy(), [(r, 255 - c, s, g) for r, c, s, g in spots])
+    assert not screen_view(mirrored).keep, name
+
+
+@pytest.mark.parametrize("name, spots", [
+    ("injection-site residue at the elbow", [(380, 25, 0.002, 1.5)]),
+    ("degenerative knee", [(640, 100, 0.0015, 2.0)]),
+    ("healed rib fractures in a row", [(280, 60, 0.0007, 1.2), (290, 58, 0.0007, 1.2), (300, 57, 0.0007, 1.2)]),
+])
+def test_nm1_with_benign_uptake_is_kept(nm1, name, spots):
+    """Benign foci a reader ignores (the phantom draws them too) are not contamination."""
+    verdict = screen_view(_with_spots(nm1, spots))
+    assert verdict.keep, (name, verdict.reason)
+
+
 def test_small_lesion_is_not_contamination(nm1):
     # a one-sided rib lesion: hot but a small share of the counts
     lesion = _with_spot(nm1, 300, 90, 0.001, sigma=2.0)

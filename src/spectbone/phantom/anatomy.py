@@ -48,6 +48,8 @@ class Anatomy:
         self.p = scene.p
         self.sites: dict[str, list[tuple[float, float, float, float, float]]] = {}
         self.landmarks: dict[str, float] = {}
+        self.kidneys: list[tuple[float, float]] = []
+        self.vertebrae: list[tuple[str, float, float, float, float]] = []  # region, centre y, height, width, body T  # centres (cm), for benign-uptake and visibility checks
         b = self.BONE * self.p.bone_ratio
         self.b = b
         # limb geometry
@@ -152,6 +154,7 @@ class Anatomy:
             depth_c = 1.6 if name == "C" else 1.9
             self.bone(s.ellipsoid(0.0, cy, w / 2, h * 0.52, depth_c, power=4.0), 1.0, body_frac, T,
                       "spine", [(0.0, cy, min(w, h) / 2)])
+            self.vertebrae.append((name, cy, h, w, T))
             # posterior elements: pedicles and transverse processes, spinous process
             self.bone(s.ellipsoid(0.0, cy, w * 0.72, h * 0.52, 0.8, power=4.0), 0.5, 0.82, T)
             self.bone(s.ellipsoid(0.0, cy + h * 0.15, 0.6, h * 0.6, 1.0, power=3.0), 0.3, 0.92, T)
@@ -176,30 +179,43 @@ class Anatomy:
         self.bone(s.ellipsoid(0.0, 39.0, 1.6, 6.6, 0.75, power=3.0), 1.0, 0.05, T, "sternum",
                   [(0, 36, 1.2), (0, 42, 1.2)])
         self.bone(s.chain([(0, 45.5), (0, 48.0)], [0.7, 0.4]), 0.6, 0.05, T)
-        # ribs: parametric loops from the transverse process, lateral, to the costochondral junction
+        # ribs: parametric loops from the transverse process, lateral, to the costochondral junction.
+        # Real ribs are not stripes: each rib (and side) has its own level, curvature, width, uptake
+        # and a slight wave, drawn per patient, so spacing and brightness vary as on a real scan.
+        rng = np.random.default_rng(self.p.variation_seed)
         theta = np.linspace(0.0, np.pi, 17)
+        tilt = rng.normal(0.0, 0.35)  # cm the left rib cage sits lower than the right (scoliosis, posture)
+        gaps = 2.12 * np.clip(1.0 + rng.normal(0.0, 0.12, 12), 0.75, 1.3)
+        levels = 29.4 + np.concatenate([[0.0], np.cumsum(gaps[1:])]) * (11 * 2.12) / gaps[1:].sum()
+        self.rib_paths: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for k in range(12):
-            yk = 29.4 + 2.12 * k
-            half = float(np.interp(k, [0, 1, 2, 4, 6, 8, 10, 11], [6.0, 9.5, 11.8, 13.8, 14.6, 14.4, 13.0, 11.0]))
-            drop = float(np.interp(k, [0, 3, 6, 9, 11], [4.0, 9.0, 11.0, 10.0, 5.0]))
+            half0 = float(np.interp(k, [0, 1, 2, 4, 6, 8, 10, 11], [6.0, 9.5, 11.8, 13.8, 14.6, 14.4, 13.0, 11.0]))
+            drop0 = float(np.interp(k, [0, 3, 6, 9, 11], [4.0, 9.0, 11.0, 10.0, 5.0]))
             end = float(np.interp(k, [0, 6, 9, 10, 11], [np.pi, np.pi * 0.88, np.pi * 0.75, np.pi * 0.62, np.pi * 0.5]))
             th = theta[theta <= end]
             x0 = 2.2 + 0.05 * k  # transverse process
             xa = 3.2 + 0.55 * k  # costochondral junction (cartilage is not seen)
-            x = np.where(th <= np.pi / 2, x0 + (half - x0) * np.sin(th), xa + (half - xa) * np.sin(th))
-            # posterior arc slopes down laterally, anterior arc continues down towards the sternum
-            post_drop = 0.45 * drop
-            yy = np.where(th <= np.pi / 2, yk + post_drop * np.sin(th),
-                          yk + post_drop + (drop - post_drop) * (-np.cos(th)))
             depth = 0.5 + 0.42 * np.cos(th)  # 0.92 posterior .. 0.08 anterior
-            radius = np.where(th < np.pi / 2, 0.62, 0.52)
             for side in (-1, 1):
+                yk = levels[k] + rng.normal(0.0, 0.18) + (tilt if side > 0 else 0.0) * (0.3 + 0.7 * k / 11)
+                half = half0 * (1.0 + rng.normal(0.0, 0.035))
+                drop = drop0 * (1.0 + rng.normal(0.0, 0.12))
+                x = np.where(th <= np.pi / 2, x0 + (half - x0) * np.sin(th), xa + (half - xa) * np.sin(th))
+                # posterior arc slopes down laterally, anterior arc continues down towards the sternum
+                post_drop = drop * rng.uniform(0.35, 0.55)
+                yy = np.where(th <= np.pi / 2, yk + post_drop * np.sin(th),
+                              yk + post_drop + (drop - post_drop) * (-np.cos(th)))
+                yy = yy + rng.uniform(0.1, 0.35) * np.sin(rng.uniform(1.5, 3.5) * th + rng.uniform(0, 2 * np.pi))
+                radius = np.where(th < np.pi / 2, 0.62, 0.52) * np.clip(1.0 + rng.normal(0.0, 0.12), 0.75, 1.3)
+                radius = radius * (1.0 + 0.12 * np.sin(rng.uniform(2, 5) * th + rng.uniform(0, 2 * np.pi)))
+                uptake = 0.95 * np.clip(1.0 + rng.normal(0.0, 0.15), 0.65, 1.4)
                 pts = np.stack([side * x, yy], 1)
+                self.rib_paths[(k, side)] = (pts, depth)
                 pr = s.chain(pts, radius)
                 if pr is None:
                     continue
                 dfrac = np.interp(pr[2], np.arange(len(depth)), depth)
-                self.s.add((pr[0], pr[1]), self.b * 0.95, dfrac, T)
+                self.s.add((pr[0], pr[1]), self.b * uptake, dfrac, T)
                 idx = np.linspace(1, len(th) - 2, 4).astype(int)
                 for i in idx:
                     self._site("ribs", float(pts[i, 0]), float(pts[i, 1]), 0.6, float(depth[i]), T)
@@ -318,13 +334,18 @@ class Anatomy:
 
     def organs(self):
         s, p = self.s, self.p
-        T = self.trunk_t(50)
-        ku = 1.1 * p.kidney_uptake
-        for side, cy in ((-1, 52.8), (1, 51.2)):  # left kidney higher
+        T = self.trunk_t(59)
+        # kidneys: renal excretion of MDP shows them faintly, posterior (well below the lumbar spine,
+        # above the soft tissue beside them); the collecting system a little hotter than the cortex.
+        # At T12-L2, so their lower poles clear the rib cage as on a real posterior view.
+        ku = 1.6 * p.kidney_uptake
+        for side, cy in ((-1, 60.0), (1, 58.6)):  # left kidney higher
+            self.kidneys.append((side * 6.2, cy))
             self.s.add(s.ellipsoid(side * 6.2, cy, 2.9, 5.4, 2.8, angle_deg=side * -14.0), ku, 0.74, T)
+            self.s.add(s.ellipsoid(side * 5.2, cy + 0.4, 1.2, 1.8, 1.0), 1.4 * ku, 0.72, T)
         yb = self.sacrum_top + 7.5
         f = p.bladder_fill
-        self.s.add(s.ellipsoid(0.0, yb, 4.0 * f, 3.3 * f, 3.6 * f), 16.0 * p.bladder_uptake, 0.3, self.trunk_t(yb))
+        self.s.add(s.ellipsoid(0.0, yb, 4.0 * f, 3.3 * f, 3.6 * f), 26.0 * p.bladder_uptake, 0.3, self.trunk_t(yb))
 
     def build(self):
         self.soft_tissue()

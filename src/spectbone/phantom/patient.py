@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import truncnorm
 
 from spectbone.phantom.geometry import PIXEL_MM
 
@@ -26,8 +27,9 @@ class Patient:
     kidney_uptake: float = 1.0
     bladder_fill: float = 1.0
     bladder_uptake: float = 1.0
-    counts_target: float = 2.5e6  # mean total counts over the two views (before any problem)
+    counts_target: float = 3.3e6  # mean total counts over the two views (before any problem)
     sex: str = "F"
+    variation_seed: int = 0  # seeds the per-patient irregularity of the anatomy (ribs)
 
 
 @dataclass
@@ -55,7 +57,26 @@ class Study:
     lesions: list[Lesion]
     views: dict[str, ViewImage] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    benign: list[dict] = field(default_factory=list)  # degenerative joints, healed fractures, injection site
 
+
+
+# Counts per view of a routine whole-body sweep: log-normal around the real NM1 scan's 3.6 M counts
+# (sigma 0.3 in log: most studies 2-4 M), truncated to the requested range. Log-uniform over 1-4 M
+# put the median at 2 M, half NM1's counts per body pixel and peak (issue #11).
+TYPICAL_COUNTS = 3.6e6
+COUNTS_LOG_SIGMA = 0.3
+
+
+def sample_counts(rng: np.random.Generator, counts_min: float, counts_max: float) -> float:
+    """Target counts per view, near NM1's level and inside [counts_min, counts_max] (one uniform draw)."""
+    lo, hi = np.log(counts_min), np.log(counts_max)
+    a, b = (lo - np.log(TYPICAL_COUNTS)) / COUNTS_LOG_SIGMA, (hi - np.log(TYPICAL_COUNTS)) / COUNTS_LOG_SIGMA
+    u = rng.uniform()
+    if b <= -8 or a >= 8:  # the range lies far in one tail: spread log-uniformly over it
+        return float(np.exp(lo + u * (hi - lo)))
+    z = float(truncnorm.ppf(u, a, b))
+    return float(np.clip(np.exp(np.log(TYPICAL_COUNTS) + COUNTS_LOG_SIGMA * z), counts_min, counts_max))
 
 
 def sample_patient(rng: np.random.Generator, counts_min: float = 1e6, counts_max: float = 4e6) -> Patient:
@@ -73,11 +94,12 @@ def sample_patient(rng: np.random.Generator, counts_min: float = 1e6, counts_max
         leg_abduction_deg=(float(rng.uniform(0.0, 3.5)), float(rng.uniform(0.0, 3.5))),
         foot_rotation_deg=(float(rng.uniform(5, 35)), float(rng.uniform(5, 35))),
         bone_ratio=float(np.exp(rng.uniform(np.log(0.7), np.log(1.5)))),
-        kidney_uptake=float(rng.uniform(0.4, 2.5)),
+        kidney_uptake=float(np.exp(rng.uniform(np.log(0.6), np.log(1.5)))),
         bladder_fill=float(rng.uniform(0.6, 1.3)),
         bladder_uptake=float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
-        counts_target=float(np.exp(rng.uniform(np.log(counts_min), np.log(counts_max)))),
+        counts_target=sample_counts(rng, counts_min, counts_max),
         sex=sex,
+        variation_seed=int(rng.integers(2**31)),
     )
 
 

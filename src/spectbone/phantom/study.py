@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spectbone.phantom.anatomy import Anatomy
+from spectbone.phantom.benign import add_benign
 from spectbone.phantom.lesions import add_lesions
 from spectbone.phantom.patient import Study, ViewImage, sample_n_lesions, sample_patient
 from spectbone.phantom.problems import PROBLEMS, add_problem_source, truncate_position
@@ -36,6 +37,7 @@ def make_study(rng: np.random.Generator, problem: str = "", counts_min: float = 
     anat = Anatomy(scene)
     anat.build()
     lesions = add_lesions(anat, rng, sample_n_lesions(rng))
+    benign = add_benign(anat, rng, float(scene.layers[0].sum()))  # confounders, not in the lesion masks
     if problem in ("extravasation", "urine"):
         body_total = float(scene.layers[0].sum())
         info = add_problem_source(anat, rng, problem, body_total)
@@ -59,7 +61,7 @@ def make_study(rng: np.random.Generator, problem: str = "", counts_min: float = 
     scale = float(np.clip(scale, lo_hi[0] / min(ta, tp), lo_hi[1] / max(ta, tp)))
     expected = {"ANT": ant * scale, "POST": post * scale}
 
-    study = Study(patient=patient, problem=problem, lesions=lesions, info=info)
+    study = Study(patient=patient, problem=problem, lesions=lesions, info=info, benign=benign)
     crop_ant = _crop_box(anat, bodies["ANT"])
     for v in VIEWS:
         e = expected[v].astype(np.float32)

@@ -9,7 +9,7 @@ TRUTH_DIR (never inside COHORT_DIR):
   crop_left, crop_right (shoulder-to-pelvis box in frame pixels; bottom/right exclusive),
   total_counts (acquired), n_lesions;
 * ``<study>_<view>.npz``: ``expected`` (float32 noiseless expected counts) and ``lesions`` (uint8 mask);
-* ``studies.json``: per-study details (problem specifics, lesion sites, patient parameters).
+* ``studies.json``: per-study details (problem specifics, lesion sites, benign uptake, patient parameters).
 
 Every study draws from its own seeded stream (seed, study index), so the cohort is identical whatever
 the number of worker processes, and the same seed writes byte-identical DICOM files.
@@ -100,6 +100,7 @@ def _one_study(job: dict) -> tuple[list[dict], dict]:
                      "n_lesions": len(study.lesions)})
     details = {"study": name, "problem": study.problem, "problem_info": study.info,
                "lesions": [vars(les) for les in study.lesions],
+               "benign": study.benign,
                "patient": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(p).items()}}
     return rows, details
 
