@@ -96,6 +96,15 @@ def test_segmenter_task_trains_on_windows_and_validates_on_whole_images(one_torc
     task.train(False)
     after = task.validate()
     assert np.isfinite(after) and after < before
+    # the threshold is the grid cut with the best pooled validation IoU, and that IoU is reproduced by scoring
+    from spectbone.evaluate.score import segmentation_scores
+    from spectbone.train.tasks import THRESHOLD_GRID
+
+    threshold, iou = task.pick_threshold()
+    prob = torch.sigmoid(task._val_logits())[:, 0].numpy()
+    ious = [segmentation_scores(prob, masks, t)["iou"] for t in THRESHOLD_GRID]
+    assert threshold in THRESHOLD_GRID and iou == pytest.approx(max(ious))
+    assert iou == pytest.approx(segmentation_scores(prob, masks, threshold)["iou"])
 
 
 def test_segmenter_run_records_its_windows(tiny_bone_data, tmp_path):
@@ -107,4 +116,5 @@ def test_segmenter_run_records_its_windows(tiny_bone_data, tmp_path):
             "--width", 4, "--threads", 1, "--seed", 0, "--log", tmp_path / "train.log")
     _, meta = load_model(tmp_path / "w.pt")
     assert meta["patch"] == 16 and meta["lesion_share"] == 0.5 and "Tversky" in meta["loss"]
+    assert 0.0 < meta["threshold"] < 1.0 and 0.0 <= meta["val_iou"] <= 1.0  # Table 8's cut, from validation
     assert "samples=24" in (tmp_path / "train.log").read_text()  # 8 training images x 3 draws
