@@ -60,9 +60,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.dicom.read import UNKNOWN, DicomRejected, frame_views, nm_images_from_dataset, read_nm_dataset
-from spectbone.dicom.series import classify, describe, header_mirrored, row_spacing
+from spectbone.dicom.read import (UNKNOWN, DicomRejected, frame_views, nm_images_from_dataset,
+                                  read_nm_dataset)
 from spectbone.dicom.safety import DEFAULT_LIMITS, DecodeLimits
+from spectbone.dicom.series import classify, describe, header_mirrored, row_spacing
 from spectbone.dicom.write import PHANTOM_MODEL_NAME
 from spectbone.util.atomic import save_csv, save_npy
 from spectbone.util.hashing import sha256_file
@@ -141,6 +142,16 @@ def _scrub(text: str, *paths: Path | str) -> str:
     return text
 
 
+def _unique_id(used: set[str], study_id: str, label: str) -> str:
+    """``<study>_<label>``, with ``_2``, ``_3``... when a study holds the label more than once."""
+    image_id, k = f"{study_id}_{label}", 2
+    while image_id in used:
+        image_id = f"{study_id}_{label}_{k}"
+        k += 1
+    used.add(image_id)
+    return image_id
+
+
 def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: PseudonymKey,
             limits: DecodeLimits = DEFAULT_LIMITS, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert a folder; returns (manifest, rejects) and writes them under out_dir.
@@ -198,20 +209,14 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
         study_id = key.pseudonym(_study_key(ds) or ("file:" + sha))
         came_in = describe(ds)
 
-        def unique_id(label: str) -> str:
-            image_id, k = f"{study_id}_{label}", 2
-            while image_id in used_ids:
-                image_id = f"{study_id}_{label}_{k}"
-                k += 1
-            used_ids.add(image_id)
-            return image_id
 
         if not series.is_whole_body:
             views = set(frame_views(ds))
             view = views.pop() if len(views) == 1 else UNKNOWN
             spacing = row_spacing(ds)
             rows.append({
-                "image_id": unique_id(series.name), "patient_id": patient_id, "study_id": study_id, "view": view,
+                "image_id": _unique_id(used_ids, study_id, series.name), "patient_id": patient_id,
+                "study_id": study_id, "view": view,
                 "frame": "", "rows": int(ds.get("Rows", 0) or 0), "cols": int(ds.get("Columns", 0) or 0),
                 "pixel_spacing_mm": spacing if spacing else float("nan"), "total_counts": float("nan"),
                 "source_sha256": sha, "status": SKIPPED, "reason": series.skip_reason(), "image_path": "",
@@ -220,7 +225,7 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
             log.info("skipped %s (%s): %s", where, rows[-1]["image_id"], series.skip_reason())
             continue
         for img in images:
-            image_id = unique_id(img.view if img.view != UNKNOWN else f"frame{img.frame}")
+            image_id = _unique_id(used_ids, study_id, img.view if img.view != UNKNOWN else f"frame{img.frame}")
             image_path = f"images/{image_id}.npy"
             save_npy(out / image_path, np.ascontiguousarray(img.counts, dtype=np.float32))
             spacing = float(np.mean(img.pixel_spacing)) if np.all(np.isfinite(img.pixel_spacing)) else float("nan")

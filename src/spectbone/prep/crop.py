@@ -287,7 +287,9 @@ def head_end(counts: np.ndarray) -> HeadEnd:
     def jump(rows_head: np.ndarray, rows_trunk: np.ndarray) -> float:
         return float(np.median(wsm[rows_trunk]) / max(np.median(wsm[rows_head]), 1.0))
 
-    off = lambda f: int(f * length)  # noqa: E731
+    def off(fraction: float) -> int:
+        return int(fraction * length)
+
     jump_top = jump(np.arange(top + off(0.02), top + off(0.08) + 1), np.arange(top + off(0.20), top + off(0.35) + 1))
     jump_bottom = jump(np.arange(bottom - off(0.08), bottom - off(0.02) + 1),
                        np.arange(bottom - off(0.35), bottom - off(0.20) + 1))

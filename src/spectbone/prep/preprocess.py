@@ -47,9 +47,9 @@ import pandas as pd
 
 from spectbone.prep.crop import (FEET_FIRST_FLIPPED, CropBox, CropError, counts_per_grey, crop_resize,
                                  crop_resize_mask, find_crop_box, orient_view, to_grey)
+from spectbone.prep.screen import TRUNCATED, screen_view
 from spectbone.util.atomic import atomic_path, save_csv, save_npy
 from spectbone.util.runtime import add_common_arguments, error_reason, setup_logging
-from spectbone.prep.screen import TRUNCATED, screen_view
 
 log = logging.getLogger("spectbone.prep.preprocess")
 
