@@ -131,7 +131,10 @@ def test_phantom_screening_precision_recall(tmp_path):
     assert ev["precision"] >= 0.9 and ev["recall"] >= 0.9, ev.to_dict()
     table = pd.read_csv(pre / "preprocess.csv", keep_default_na=False)
     assert list(table.columns) == ["image_id", "patient_id", "study_id", "view", "crop_top", "crop_bottom",
-                                   "crop_left", "crop_right", "counts_per_grey", "keep", "reason"]
+                                   "crop_left", "crop_right", "counts_per_grey", "keep", "reason", "lossy",
+                                   "orientation", "orientation_source", "lr_flipped"]
+    # the phantom is stored head-up, lossless, and its headers say head first
+    assert (table["orientation"] == "head_first").all() and (table["lossy"].astype(str) == "False").all()
     dropped = table[table["keep"].astype(str) == "False"]
     assert (dropped["reason"] != "").all()
     kept = table[table["keep"].astype(str) == "True"]

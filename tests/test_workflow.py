@@ -108,6 +108,7 @@ def test_claims_have_computed_verdicts(dag_run):
 def test_manifest_and_rejects(dag_run):
     manifest = pd.read_csv(OUT / "convert" / "manifest.csv")
     assert len(manifest) == 2 * 10 and set(manifest["view"]) == {"ANT", "POST"}
+    assert (manifest["status"] == "ok").all() and (manifest["series_class"] == "whole_body").all()
     assert (OUT / "convert" / "rejects.csv").exists()
 
 

@@ -57,6 +57,7 @@ rule split:
         n_test=optional_arg("--n-test-images", config["data"]["n_test_images"]),
         test_fraction=config["data"]["test_fraction"],
         val_fraction=config["data"]["val_fraction"],
+        lossy="--allow-lossy-training" if config["data"]["allow_lossy_training"] else "",
         seed=config["seed"],
     conda:
         CONDA_ENV
@@ -64,4 +65,4 @@ rule split:
         f"{OUT}/logs/split/split.log",
     shell:
         "spectbone split --preprocess {input} --out {output} {params.n_test} --test-fraction {params.test_fraction}"
-        " --val-fraction {params.val_fraction} --seed {params.seed} --log {log}"
+        " --val-fraction {params.val_fraction} {params.lossy} --seed {params.seed} --log {log}"

@@ -38,7 +38,8 @@ from spectbone.dicom.safety import (DEFAULT_LIMITS, DecodeLimits, check_deflated
                                     check_encapsulated, check_file_size)
 from spectbone.util.runtime import error_reason
 
-__all__ = ["ANT", "POST", "UNKNOWN", "DicomRejected", "DecodeLimits", "NMImage", "read_nm_images"]
+__all__ = ["ANT", "POST", "UNKNOWN", "DecodeLimits", "DicomRejected", "NMImage", "frame_views",
+           "nm_images_from_dataset", "read_nm_dataset", "read_nm_images"]
 
 ANT, POST, UNKNOWN = "ANT", "POST", "unknown"
 
@@ -240,7 +241,9 @@ def _check_modality(ds: pydicom.Dataset) -> None:
     )
 
 
-def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndarray:
+def _check_pixel_data(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> UID:
+    """Everything about the stored pixel data that can be checked without decoding it (transfer
+    syntax, limits, native length, encapsulated frames and markers); returns the transfer syntax."""
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     if not ts:
@@ -258,6 +261,13 @@ def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndar
                 "or its header is wrong"
             )
     else:
+        check_encapsulated(ds, n_frames, ts, decoded_bytes)
+    return ts
+
+
+def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndarray:
+    ts = _check_pixel_data(ds, n_frames, limits)
+    if ts.is_compressed:
         from pydicom.pixels import get_decoder
 
         try:
@@ -273,7 +283,6 @@ def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndar
                 f"no installed decoder handles transfer syntax {_ts_name(ts)}"
                 + (f" (would need {missing})" if missing else "")
             )
-        check_encapsulated(ds, n_frames, ts, decoded_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -321,17 +330,25 @@ def _rescale(ds: pydicom.Dataset, arr: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def read_nm_images(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> list[NMImage]:
-    """All count images in one DICOM file, one per frame.
+def read_nm_dataset(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> pydicom.Dataset:
+    """The parsed NM data set of one file, pixel data not yet decoded.
 
-    Each item unpacks as ``(view, counts, pixel_spacing, dataset)`` (and has ``.frame``).
-    Raises `DicomRejected` with a readable reason when the file cannot be used; sizes are checked
-    against `limits` before anything is inflated or decoded (`spectbone.dicom.safety`).
-    """
+    Lets a caller look at the header (series class, transfer syntax) before paying for, or
+    risking, decoding. Raises `DicomRejected` for files that are not readable NM images, whose
+    header promises more than the decoding limits allow, or whose stored pixel data is visibly
+    broken (wrong length, cut or lying compressed frames), whatever series they belong to: a
+    broken file says so in rejects.csv rather than passing as a skipped series."""
     path = Path(path)
     with _quiet_pydicom():
         ds = _read_dataset(path, limits)
         _check_modality(ds)
+        _check_pixel_data(ds, _check_pixel_module(ds), limits)
+    return ds
+
+
+def nm_images_from_dataset(ds: pydicom.Dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> list[NMImage]:
+    """Decode a data set from `read_nm_dataset` into one `NMImage` per frame (signed or unsigned)."""
+    with _quiet_pydicom():
         n_frames = _check_pixel_module(ds)
         arr = _decode(ds, n_frames, limits)
     counts = _rescale(ds, arr)
@@ -342,3 +359,22 @@ def read_nm_images(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> l
         NMImage(view=_frame_view(ds, f, n_frames), counts=counts[f], pixel_spacing=spacing, dataset=ds, frame=f)
         for f in range(n_frames)
     ]
+
+
+def read_nm_images(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> list[NMImage]:
+    """All count images in one DICOM file, one per frame.
+
+    Each item unpacks as ``(view, counts, pixel_spacing, dataset)`` (and has ``.frame``).
+    Raises `DicomRejected` with a readable reason when the file cannot be used; sizes are checked
+    against `limits` before anything is inflated or decoded (`spectbone.dicom.safety`).
+    """
+    return nm_images_from_dataset(read_nm_dataset(path, limits), limits)
+
+
+def frame_views(ds: pydicom.Dataset) -> list[str]:
+    """The view label of each frame, from the header alone (for series that are not decoded)."""
+    try:
+        n_frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        n_frames = 1
+    return [_frame_view(ds, f, n_frames) for f in range(min(n_frames, 1024))]

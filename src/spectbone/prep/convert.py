@@ -1,12 +1,33 @@
 """`spectbone convert INPUT_DIR --out DIR [--phantom] [--log FILE]`.
 
 Reads every file under INPUT_DIR (recursively, whatever its name; DICOMDIR and desktop junk
-skipped) and writes one float32 count image per view:
+skipped) and writes one float32 count image per whole-body planar view:
 
-- ``DIR/images/<image_id>.npy``: float32 counts (rescale slope/intercept applied);
+- ``DIR/images/<image_id>.npy``: float32 counts (rescale slope/intercept applied, signed pixel
+  data decoded as signed);
 - ``DIR/manifest.csv``: image_id, patient_id, study_id, view, frame, rows, cols,
-  pixel_spacing_mm, total_counts, source_sha256, status, image_path;
+  pixel_spacing_mm, total_counts, source_sha256, status, reason, image_path, series_class,
+  transfer_syntax, lossy, image_type, patient_position, view_orientation, header_orientation,
+  n_energy_windows, signed;
 - ``DIR/rejects.csv``: position, file_id, source_sha256, reason.
+
+Hospital exports hold more than the whole-body sweep. Each readable NM file is classified from its
+header before anything is decoded (`spectbone.dicom.series.classify`: whole_body, tomo, spot,
+recon, other); only whole-body files are decoded and get ``status`` ``ok``. Any other file is one
+manifest row with ``status`` ``skipped``, its ``series_class``, a ``reason`` ("series class tomo:
+not a whole-body planar view (...)"), no image (empty ``image_path`` and ``frame``, NaN
+``total_counts``). Readers of the manifest use the ``ok`` rows only. Nothing is propagated within
+a study: a skipped or rejected file never removes a good view of the same study.
+
+What came in is recorded per row (`spectbone.dicom.series.describe`): ``transfer_syntax`` (UID),
+``lossy`` (a lossy transfer syntax, or LossyImageCompression 01; lossy views are kept out of
+training unless ``data.allow_lossy_training``), ``image_type`` (values joined by backslashes),
+``patient_position`` (HFS, FFS... or empty), ``view_orientation`` (PatientOrientation, e.g.
+``L\\F``, or empty), ``header_orientation`` (head_first / feet_first / empty: whether the header
+says rows run head to feet; `spectbone preprocess` checks it against the image and flips
+feet-first views), ``header_mirrored`` (True when PatientOrientation shows the view left-right
+mirrored against the reading convention, empty when it cannot tell), ``n_energy_windows`` and
+``signed`` (PixelRepresentation 1).
 
 ``image_id`` is ``<study_id>_<view>`` (``<study_id>_frame<N>`` when the view is unknown), with
 ``_2``, ``_3``... appended if a study holds the same view more than once. ``patient_id`` and
@@ -23,7 +44,7 @@ and by ``file_id``, a pseudonym of its path relative to INPUT_DIR, which the key
 recompute. Sizes are checked before anything is inflated or decoded (`spectbone.dicom.safety`;
 ``--max-rows/--max-cols/--max-frames/--max-mb``, config ``data.decode_limits``). No name, ID or date from a header is written either. ``pixel_spacing_mm`` is the mean
 of the row and column spacing (NaN when absent). A byte-identical copy of a file already
-converted is rejected (it would leak across the split). Every output is written atomically; an
+read is rejected (it would leak across the split). Every output is written atomically; an
 OSError or MemoryError while writing (a full disk) stops the run with exit status 1 and leaves no
 partial file. Exit status 0 even with rejects; 1 if INPUT_DIR is missing or nothing converted;
 2 without a usable key.
@@ -39,8 +60,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.dicom.read import UNKNOWN, DicomRejected, read_nm_images
+from spectbone.dicom.read import (UNKNOWN, DicomRejected, frame_views, nm_images_from_dataset,
+                                  read_nm_dataset)
 from spectbone.dicom.safety import DEFAULT_LIMITS, DecodeLimits
+from spectbone.dicom.series import classify, describe, header_mirrored, row_spacing
 from spectbone.dicom.write import PHANTOM_MODEL_NAME
 from spectbone.util.atomic import save_csv, save_npy
 from spectbone.util.hashing import sha256_file
@@ -50,7 +73,10 @@ from spectbone.util.runtime import add_common_arguments, error_reason, setup_log
 log = logging.getLogger("spectbone.prep.convert")
 
 MANIFEST_COLUMNS = ["image_id", "patient_id", "study_id", "view", "frame", "rows", "cols",
-                    "pixel_spacing_mm", "total_counts", "source_sha256", "status", "image_path"]
+                    "pixel_spacing_mm", "total_counts", "source_sha256", "status", "reason", "image_path",
+                    "series_class", "transfer_syntax", "lossy", "image_type", "patient_position",
+                    "view_orientation", "header_orientation", "header_mirrored", "n_energy_windows", "signed"]
+OK, SKIPPED = "ok", "skipped"
 REJECT_COLUMNS = ["position", "file_id", "source_sha256", "reason"]
 SKIP_NAMES = {"DICOMDIR", ".DS_STORE", "THUMBS.DB", "DESKTOP.INI"}
 
@@ -116,6 +142,16 @@ def _scrub(text: str, *paths: Path | str) -> str:
     return text
 
 
+def _unique_id(used: set[str], study_id: str, label: str) -> str:
+    """``<study>_<label>``, with ``_2``, ``_3``... when a study holds the label more than once."""
+    image_id, k = f"{study_id}_{label}", 2
+    while image_id in used:
+        image_id = f"{study_id}_{label}_{k}"
+        k += 1
+    used.add(image_id)
+    return image_id
+
+
 def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: PseudonymKey,
             limits: DecodeLimits = DEFAULT_LIMITS, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert a folder; returns (manifest, rejects) and writes them under out_dir.
@@ -150,10 +186,16 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
             reject("", f"the file could not be read: {exc.strerror}")
             continue
         if sha in seen_sha:
-            reject(sha, f"byte-identical copy of file #{seen_sha[sha]}, which was already converted")
+            reject(sha, f"byte-identical copy of file #{seen_sha[sha]}, which was already read")
             continue
         try:
-            images = read_nm_images(path, limits)
+            ds = read_nm_dataset(path, limits)
+            if key.is_demo and not is_phantom_file(ds):
+                reject(sha, "not a file of the embedded synthetic phantom: --phantom (the public demo key) only "
+                            "converts the phantom; real studies need a secret key in $SPECTBONE_ID_KEY")
+                continue
+            series = classify(ds)
+            images = nm_images_from_dataset(ds, limits) if series.is_whole_body else []
         except DicomRejected as exc:
             reject(sha, str(exc))
             continue
@@ -162,37 +204,48 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
         except Exception as exc:  # anything unforeseen still must not stop the run
             reject(sha, f"unexpected error while reading the file ({type(exc).__name__}: {exc})")
             continue
-        ds = images[0].dataset
-        if key.is_demo and not is_phantom_file(ds):
-            reject(sha, "not a file of the embedded synthetic phantom: --phantom (the public demo key) only "
-                        "converts the phantom; real studies need a secret key in $SPECTBONE_ID_KEY")
-            continue
         seen_sha[sha] = position
         patient_id = key.pseudonym(_patient_key(ds))
         study_id = key.pseudonym(_study_key(ds) or ("file:" + sha))
+        came_in = describe(ds)
+
+
+        if not series.is_whole_body:
+            views = set(frame_views(ds))
+            view = views.pop() if len(views) == 1 else UNKNOWN
+            spacing = row_spacing(ds)
+            rows.append({
+                "image_id": _unique_id(used_ids, study_id, series.name), "patient_id": patient_id,
+                "study_id": study_id, "view": view,
+                "frame": "", "rows": int(ds.get("Rows", 0) or 0), "cols": int(ds.get("Columns", 0) or 0),
+                "pixel_spacing_mm": spacing if spacing else float("nan"), "total_counts": float("nan"),
+                "source_sha256": sha, "status": SKIPPED, "reason": series.skip_reason(), "image_path": "",
+                "series_class": series.name, **came_in, "header_mirrored": "",
+            })
+            log.info("skipped %s (%s): %s", where, rows[-1]["image_id"], series.skip_reason())
+            continue
         for img in images:
-            label = img.view if img.view != UNKNOWN else f"frame{img.frame}"
-            image_id = f"{study_id}_{label}"
-            k = 2
-            while image_id in used_ids:
-                image_id = f"{study_id}_{label}_{k}"
-                k += 1
-            used_ids.add(image_id)
+            image_id = _unique_id(used_ids, study_id, img.view if img.view != UNKNOWN else f"frame{img.frame}")
             image_path = f"images/{image_id}.npy"
             save_npy(out / image_path, np.ascontiguousarray(img.counts, dtype=np.float32))
             spacing = float(np.mean(img.pixel_spacing)) if np.all(np.isfinite(img.pixel_spacing)) else float("nan")
+            mirrored = header_mirrored(ds, img.view)
             rows.append({
                 "image_id": image_id, "patient_id": patient_id, "study_id": study_id, "view": img.view,
                 "frame": img.frame, "rows": img.counts.shape[0], "cols": img.counts.shape[1],
                 "pixel_spacing_mm": spacing, "total_counts": float(img.counts.sum(dtype=np.float64)),
-                "source_sha256": sha, "status": "ok", "image_path": image_path,
+                "source_sha256": sha, "status": OK, "reason": "", "image_path": image_path,
+                "series_class": series.name, **came_in, "header_mirrored": "" if mirrored is None else mirrored,
             })
-        log.info("converted %s -> %s", where, ", ".join(r["image_id"] for r in rows[-len(images):]))
+        log.info("converted %s -> %s%s", where, ", ".join(r["image_id"] for r in rows[-len(images):]),
+                 " (lossy encoding)" if came_in["lossy"] else "")
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     rejected = pd.DataFrame(rejects, columns=REJECT_COLUMNS)
     save_csv(out / "manifest.csv", manifest)
     save_csv(out / "rejects.csv", rejected)
-    log.info("%d images from %d files; %d files rejected", len(manifest), len(seen_sha), len(rejected))
+    n_ok = int((manifest["status"] == OK).sum())
+    log.info("%d images from %d files; %d files skipped (not whole-body planar); %d files rejected", n_ok,
+             len(seen_sha), int((manifest["status"] == SKIPPED).sum()), len(rejected))
     return manifest, rejected
 
 
@@ -214,8 +267,8 @@ def run(args) -> int:
         log.error("convert failed (%s: disk full or out of memory?): no partial file was left; rerun once "
                   "there is room", what)
         return 1
-    if manifest.empty:
-        log.error("nothing converted: all %d files in the input folder were rejected (see rejects.csv)",
-                  len(rejected))
+    if not (manifest["status"] == OK).any():
+        log.error("nothing converted: of the files in the input folder %d were rejected (see rejects.csv) and "
+                  "%d are not whole-body planar views (manifest.csv, status skipped)", len(rejected), len(manifest))
         return 1
     return 0

@@ -21,6 +21,18 @@ Landmarks (all on the view smoothed with a Gaussian, sigma ``SMOOTH_SIGMA`` pixe
    falls halfway back to the thigh level is used.
 5. *Left / right*: the body outline over the rows between shoulders and pelvis bottom.
 
+Orientation (`orient_view`, before the landmarks): the landmarks assume rows run head -> feet.
+`head_end` asks the image which end of the body holds the head: the neck-to-shoulder width jump
+of step 3 shows at the head end but not at the feet, and the counts and the outline area lie
+mostly in the head half (skull, trunk, arms against two legs). The neck decides when at least one
+of the two mass measures agrees and neither disagrees (the halves mislead on a scan cut short,
+which has no neck to find either); otherwise the header decides (PatientOrientation /
+PatientPosition FF* / patient-gantry codes, `spectbone.dicom.series.header_orientation`), and
+with neither the view is taken as stored. A feet-first view is flipped vertically. The image
+overrules the header because cameras often display a feet-first acquisition head-up already.
+Left-right mirroring cannot be read off a bone scan cheaply; only the header's PatientOrientation
+says so (`spectbone.dicom.series.header_mirrored`), and `spectbone preprocess` follows it.
+
 The box is then resized, anisotropically, to ``size`` x ``size`` (bilinear with
 anti-aliasing: values stay counts per original pixel).
 
@@ -236,6 +248,96 @@ def _pelvis_activity_bottom(s, mask, shoulder, length, feet) -> int | None:
     target = thigh + 0.5 * (prof[peak] - thigh)
     below = np.flatnonzero(prof[peak:thigh_rows.start] < target)
     return int(peak + below[0]) if below.size else None
+
+
+HEAD_FIRST, FEET_FIRST_FLIPPED = "head_first", "feet_first_flipped"
+COUNT_SHARE = 0.58   # share of body counts in the head half (clean views 0.67-0.75, NM1 0.73)
+AREA_SHARE = 0.55    # share of body outline area in the head half (0.60-0.70)
+NECK_JUMP = 1.4      # trunk / head width at the head end (2.8-3.0; feet end 1.0-1.45)
+
+
+@dataclass
+class HeadEnd:
+    end: str   # "top", "bottom" or "" (the image cannot tell)
+    why: str
+
+
+def head_end(counts: np.ndarray) -> HeadEnd:
+    """Which end of the body (rows) holds the head, from the image alone (see the module docstring)."""
+    counts = np.asarray(counts, dtype=np.float32)
+    if counts.ndim != 2 or min(counts.shape) < 32:
+        return HeadEnd("", f"image of shape {counts.shape} is not a whole-body view")
+    s = smooth(counts)
+    level = body_level(s)
+    if level <= 0:
+        return HeadEnd("", "the image holds no counts")
+    mask = body_mask(s, level)
+    _, _, width = _outline_width(mask)
+    body_rows = np.flatnonzero(width >= MIN_WIDTH_PX)
+    if body_rows.size < 0.2 * counts.shape[0]:
+        return HeadEnd("", "no body outline")
+    top, bottom = int(body_rows[0]), int(body_rows[-1])
+    length = bottom - top + 1
+    mid = top + length // 2
+    body = s * mask
+    count_share = float(body[top:mid].sum() / max(body[top:bottom + 1].sum(), 1e-12))
+    area_share = float(mask[top:mid].sum() / max(mask[top:bottom + 1].sum(), 1))
+    wsm = ndi.uniform_filter1d(width.astype(float), 5)
+
+    def jump(rows_head: np.ndarray, rows_trunk: np.ndarray) -> float:
+        return float(np.median(wsm[rows_trunk]) / max(np.median(wsm[rows_head]), 1.0))
+
+    def off(fraction: float) -> int:
+        return int(fraction * length)
+
+    jump_top = jump(np.arange(top + off(0.02), top + off(0.08) + 1), np.arange(top + off(0.20), top + off(0.35) + 1))
+    jump_bottom = jump(np.arange(bottom - off(0.08), bottom - off(0.02) + 1),
+                       np.arange(bottom - off(0.35), bottom - off(0.20) + 1))
+    mass = {"top": 0, "bottom": 0}
+    if count_share > COUNT_SHARE:
+        mass["top"] += 1
+    elif count_share < 1 - COUNT_SHARE:
+        mass["bottom"] += 1
+    if area_share > AREA_SHARE:
+        mass["top"] += 1
+    elif area_share < 1 - AREA_SHARE:
+        mass["bottom"] += 1
+    hi, lo = max(jump_top, jump_bottom), min(jump_top, jump_bottom)
+    neck = ("top" if jump_top > jump_bottom else "bottom") if hi >= NECK_JUMP and hi >= 1.3 * lo else ""
+    why = (f"counts in the upper half {count_share:.2f}, outline area {area_share:.2f}, neck-to-shoulder "
+           f"width jump {jump_top:.2f} at the top vs {jump_bottom:.2f} at the bottom")
+    # the halves only mean head/legs on a whole body: without a neck (head cut off, legs cut short)
+    # the image is not asked; with one, the mass of the body must not say otherwise
+    if neck:
+        other = "bottom" if neck == "top" else "top"
+        if mass[neck] >= 1 and mass[other] == 0:
+            return HeadEnd(neck, why)
+    return HeadEnd("", why)
+
+
+def orient_view(counts: np.ndarray, header: str = "") -> tuple[np.ndarray, str, str, str]:
+    """Rows head -> feet: returns (counts, orientation, source, why).
+
+    `header` is what the DICOM header says (``head_first``, ``feet_first`` or ''); orientation is
+    ``head_first`` or ``feet_first_flipped``; source is ``from_header_and_image``, ``from_image``,
+    ``from_header`` or ``assumed`` (nothing said: taken as stored)."""
+    found = head_end(counts)
+    if found.end:
+        flip = found.end == "bottom"
+        image_says = "feet_first" if flip else "head_first"
+        if header == image_says:
+            source = "from_header_and_image"
+        else:
+            source = "from_image"
+        why = found.why + (f"; the header said {header}, the image overrules it" if header and header != image_says
+                           else "")
+    elif header in ("head_first", "feet_first"):
+        flip, source, why = header == "feet_first", "from_header", f"image undecided ({found.why})"
+    else:
+        flip, source, why = False, "assumed", f"image undecided ({found.why}), header silent: taken as stored"
+    if flip:
+        return np.ascontiguousarray(np.asarray(counts)[::-1]), FEET_FIRST_FLIPPED, source, why
+    return np.asarray(counts), HEAD_FIRST, source, why
 
 
 def find_crop_box(counts: np.ndarray) -> tuple[CropBox, Landmarks]:

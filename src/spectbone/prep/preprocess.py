@@ -1,14 +1,21 @@
 """`spectbone preprocess --manifest CONVERT_DIR/manifest.csv --out DIR --size 256
 [--truth TRUTH_DIR] [--log FILE]`.
 
-For each converted view: shoulder-to-pelvis crop, resize to size x size, grey mapping
-(`spectbone.prep.crop`) and screening (`spectbone.prep.screen`). Writes
+For each converted view (manifest rows with status ``ok``; ``skipped`` series such as TOMO or
+spot views are not images to prepare): orientation, shoulder-to-pelvis crop, resize to size x size,
+grey mapping (`spectbone.prep.crop`) and screening (`spectbone.prep.screen`). Orientation first:
+a view whose head lies at the bottom (the image decides, else the header: `crop.orient_view`) is
+flipped vertically, and one the header shows left-right mirrored (manifest ``header_mirrored``)
+is flipped horizontally, so every view is cropped head-up in reading convention. Writes
 
 - ``DIR/images/<image_id>.npy``: float32 grey image in [0, 255], size x size (written whenever
   the crop succeeded, also for views screening discards);
 - ``DIR/preprocess.csv``: image_id, patient_id, study_id, view, crop_top, crop_bottom,
-  crop_left, crop_right (box in the original frame, exclusive ends; empty when the crop
-  failed), counts_per_grey, keep, reason ('' when kept).
+  crop_left, crop_right (box in the oriented frame, i.e. after any flip, exclusive ends; empty
+  when the crop failed), counts_per_grey, keep, reason ('' when kept), lossy (from the manifest:
+  `spectbone split` keeps lossy views out of training by default), orientation (``head_first`` or
+  ``feet_first_flipped``), orientation_source (``from_header_and_image``, ``from_image``,
+  ``from_header``, ``assumed``), lr_flipped (the header showed the view mirrored).
 
 With ``--truth`` (the phantom's truth folder: labels.csv + <study>_<view>.npz), views are
 linked to the truth by (source_sha256, frame), and it also writes
@@ -38,15 +45,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.prep.crop import CropBox, CropError, counts_per_grey, crop_resize, crop_resize_mask, find_crop_box, to_grey
+from spectbone.prep.crop import (FEET_FIRST_FLIPPED, CropBox, CropError, counts_per_grey, crop_resize,
+                                 crop_resize_mask, find_crop_box, orient_view, to_grey)
+from spectbone.prep.screen import TRUNCATED, screen_view
 from spectbone.util.atomic import atomic_path, save_csv, save_npy
 from spectbone.util.runtime import add_common_arguments, error_reason, setup_logging
-from spectbone.prep.screen import TRUNCATED, screen_view
 
 log = logging.getLogger("spectbone.prep.preprocess")
 
 COLUMNS = ["image_id", "patient_id", "study_id", "view", "crop_top", "crop_bottom", "crop_left", "crop_right",
-           "counts_per_grey", "keep", "reason"]
+           "counts_per_grey", "keep", "reason", "lossy", "orientation", "orientation_source", "lr_flipped"]
 IOU_GOAL = 0.9
 
 
@@ -91,6 +99,37 @@ def propagate_study_problems(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def truthy(value) -> bool:
+    """A CSV cell read with keep_default_na=False ('True', 'False', '', 1, 0) as a bool."""
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def usable_rows(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest rows that are images (status ok); skipped series and old manifests handled."""
+    if "status" in manifest:
+        manifest = manifest[manifest["status"].astype(str) == "ok"]
+    return manifest.reset_index(drop=True)
+
+
+def _orient_like(image: np.ndarray, flip_ud: bool, flip_lr: bool) -> np.ndarray:
+    image = np.asarray(image)
+    if flip_ud:
+        image = image[::-1]
+    if flip_lr:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
+
+
+def oriented_box(box: CropBox, shape: tuple[int, int], flip_ud: bool, flip_lr: bool) -> CropBox:
+    """A box of the stored frame, expressed in the frame after the same flips as the image."""
+    top, bottom, left, right = box.top, box.bottom, box.left, box.right
+    if flip_ud:
+        top, bottom = shape[0] - bottom, shape[0] - top
+    if flip_lr:
+        left, right = shape[1] - right, shape[1] - left
+    return CropBox(top, bottom, left, right)
+
+
 class MissingTruth(RuntimeError):
     """--truth was given but a view has no truth: scoring would silently change protocol."""
 
@@ -119,6 +158,10 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
     base = manifest_path.parent
     manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"image_id": str, "patient_id": str,
                                                                         "study_id": str, "source_sha256": str})
+    n_all = len(manifest)
+    manifest = usable_rows(manifest)
+    if len(manifest) < n_all:
+        log.info("%d manifest rows are not whole-body views (status skipped) and are not prepared", n_all - len(manifest))
     (out / "images").mkdir(parents=True, exist_ok=True)
     truth = _load_truth(Path(truth_dir)) if truth_dir else None
     if truth is not None:
@@ -128,11 +171,22 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
                     disable=not progress, file=sys.stderr):
         row = {"image_id": rec.image_id, "patient_id": rec.patient_id, "study_id": rec.study_id, "view": rec.view,
                "crop_top": None, "crop_bottom": None, "crop_left": None, "crop_right": None,
-               "counts_per_grey": float("nan"), "keep": False, "reason": ""}
+               "counts_per_grey": float("nan"), "keep": False, "reason": "",
+               "lossy": truthy(getattr(rec, "lossy", False)), "orientation": "", "orientation_source": "",
+               "lr_flipped": truthy(getattr(rec, "header_mirrored", ""))}
         box, grey = None, None
         cpg = float("nan")
+        flip_ud, shape = False, None
         try:
             counts = np.load(base / rec.image_path).astype(np.float32)
+            shape = counts.shape
+            counts, orientation, source, why = orient_view(counts, str(getattr(rec, "header_orientation", "") or ""))
+            flip_ud = orientation == FEET_FIRST_FLIPPED
+            counts = _orient_like(counts, False, row["lr_flipped"])
+            row.update(orientation=orientation, orientation_source=source)
+            if flip_ud or row["lr_flipped"] or source not in ("from_header_and_image", "from_image"):
+                log.info("%s: %s (%s)%s: %s", rec.image_id, orientation, source,
+                         ", left-right flipped as the header shows it mirrored" if row["lr_flipped"] else "", why)
             grey, box, cpg, keep, reason, problem = process_view(counts, size)
             row.update(keep=bool(keep), reason=reason, counts_per_grey=cpg)
         except MemoryError:
@@ -157,6 +211,8 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
             screen_rows.append({"image_id": rec.image_id, "problem": problem, "keep": row["keep"],
                                 "reason": row["reason"]})
             true_box = CropBox(int(t["crop_top"]), int(t["crop_bottom"]), int(t["crop_left"]), int(t["crop_right"]))
+            if shape is not None:  # the truth's box is in the stored frame; ours after any flip
+                true_box = oriented_box(true_box, shape, flip_ud, row["lr_flipped"])
             crop_rows.append({"image_id": rec.image_id, "problem": problem,
                               "iou": box.iou(true_box) if box is not None else 0.0})
             if box is not None:
@@ -167,6 +223,8 @@ def preprocess(manifest_path: str | Path, out_dir: str | Path, size: int = 256, 
                 except (OSError, KeyError, ValueError) as exc:
                     raise MissingTruth(f"{rec.image_id}: truth image {npz.name} is missing or unusable "
                                        f"({type(exc).__name__})") from None
+                expected = _orient_like(expected, flip_ud, row["lr_flipped"])
+                lesions = _orient_like(lesions, flip_ud, row["lr_flipped"])
                 clean = to_grey(crop_resize(expected, box, size), cpg)
                 mask = crop_resize_mask(lesions, box, size).astype(np.uint8)
                 with atomic_path(out / "truth" / f"{rec.image_id}.npz") as tmp, open(tmp, "wb") as fh:

@@ -3,6 +3,12 @@
 Both views of a patient always land on one side, so no anatomy leaks from training into testing.
 The validation set is carved from the training patients (it picks the best weights) and is counted
 with "train" in Table 1, as the paper has no separate validation set.
+
+Lossy-encoded views (preprocess.csv ``lossy``: a lossy JPEG / JPEG 2000 / JPEG-LS near-lossless
+transfer syntax, or LossyImageCompression 01) are kept out of train and val unless
+``--allow-lossy-training`` (config ``data.allow_lossy_training``): compression artefacts would be
+learnt as signal. Patients are assigned as usual; a lossy view of a train/val patient is left out
+of the split (logged), one of a test patient stays in the test set (denoising it is legitimate).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ log = logging.getLogger("spectbone.prep.split")
 
 
 def split_patients(images: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int,
-                   n_test_images: int | None = None) -> pd.DataFrame:
-    """Assign each kept image's patient to train/val/test; returns image_id, patient_id, view, set."""
+                   n_test_images: int | None = None, allow_lossy_training: bool = False) -> pd.DataFrame:
+    """Assign each kept image's patient to train/val/test; returns image_id, patient_id, view, set.
+
+    Lossy views (column ``lossy``, when present) are dropped from train/val unless allowed."""
     if images.empty:
         raise ValueError("no usable images to split: every image was rejected or screened out")
     patients = np.array(sorted(images["patient_id"].unique()))
@@ -39,6 +47,16 @@ def split_patients(images: pd.DataFrame, test_fraction: float, val_fraction: flo
     sets = {p: "test" for p in test} | {p: ("val" if p in val else "train") for p in rest}
     out = images[["image_id", "patient_id", "view"]].copy()
     out["set"] = out["patient_id"].map(sets)
+    if "lossy" in images and not allow_lossy_training:
+        lossy = images["lossy"].astype(str).str.strip().str.lower().isin(["true", "1"]).to_numpy()
+        dropped = lossy & out["set"].isin(["train", "val"]).to_numpy()
+        if dropped.any():
+            log.info("%d lossy-encoded views of training/validation patients left out of the split "
+                     "(data.allow_lossy_training is false)", int(dropped.sum()))
+        out = out[~dropped]
+        if (out["set"] == "train").sum() == 0:
+            raise ValueError("no training images left: every training patient's views are lossy-encoded; set "
+                             "data.allow_lossy_training: true to train on them anyway")
     if (out["set"] == "train").sum() == 0 or (out["set"] == "test").sum() == 0:
         raise ValueError(f"too few patients ({len(patients)}) for a train/test split")
     return out.sort_values(["set", "image_id"]).reset_index(drop=True)
@@ -50,6 +68,8 @@ def add_arguments(parser, verb):
     parser.add_argument("--test-fraction", type=float, default=40 / 310)
     parser.add_argument("--n-test-images", type=int, default=None, help="overrides --test-fraction")
     parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--allow-lossy-training", action="store_true",
+                        help="let lossy-encoded views into train/val (default: test only)")
     add_common_arguments(parser, seed=True)
 
 
@@ -57,7 +77,8 @@ def run(args):
     setup_logging(args.log)
     table = pd.read_csv(args.preprocess, keep_default_na=False)
     kept = table[table["keep"].astype(str).str.lower() == "true"]
-    split = split_patients(kept, args.test_fraction, args.val_fraction, args.seed, args.n_test_images)
+    split = split_patients(kept, args.test_fraction, args.val_fraction, args.seed, args.n_test_images,
+                           allow_lossy_training=args.allow_lossy_training)
     split.to_csv(args.out, index=False)
     counts = split.groupby("set").agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
     log.info("split of %d images:\n%s", len(split), counts.to_string())
