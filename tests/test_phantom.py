@@ -89,7 +89,7 @@ def test_lesion_sites_favour_spine_ribs_pelvis():
     sites = [les.site for les in lesions]
     axial = sum(s in ("spine", "ribs", "pelvis") for s in sites) / len(sites)
     assert axial > 0.65
-    assert all(1.5 <= les.contrast <= 6.0 for les in lesions)
+    assert all(2.0 <= les.contrast <= 8.0 for les in lesions)
 
 
 def test_posterior_brighter_at_spine_anterior_at_sternum(clean):

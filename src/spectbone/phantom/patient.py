@@ -104,11 +104,14 @@ def sample_patient(rng: np.random.Generator, counts_min: float = 1e6, counts_max
 
 
 def sample_n_lesions(rng: np.random.Generator) -> int:
-    """No lesions in about a quarter of patients; otherwise 1-4 typically, up to ~12 (widespread)."""
+    """No lesions in a fifth of patients; otherwise 1-4 (half), or 5-14 (widespread disease, the rest).
+
+    The cohort stands for patients referred for metastasis screening, as the paper's segmentation
+    experiment is; widespread disease is common among them."""
     u = rng.random()
-    if u < 0.25:
+    if u < 0.2:
         return 0
-    if u < 0.85:
+    if u < 0.7:
         return int(rng.integers(1, 5))
-    return int(rng.integers(5, 13))
+    return int(rng.integers(5, 15))
 
