@@ -6,9 +6,9 @@ size, one shared rule; applied without clipping, so no counts are lost), its noi
 the stage-1 network (or given with --level), denoised at its native sampling inside a mirrored margin
 (the networks are fully convolutional), and mapped back to counts; where the original has no count in
 a whole neighbourhood (outside the patient) the output stays exactly 0. The output
-(`spectbone.dicom.derived`) keeps the original's rows, columns, frames and pixel spacing as a new DERIVED\\PRIMARY series that references
-its source and names the model, version and weights checksum; a PNG preview shows the original beside
-the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
+(`spectbone.dicom.derived`) keeps the original's rows, columns, frames and pixel spacing as a new
+DERIVED\\PRIMARY series that references its source and names the model, version and weights
+checksum; a PNG preview shows the original beside the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
 in the same patient record) but never into logs or previews; logs name files by position.
 
 `--model` alone is enough: the stage-1 estimator is taken from the model file when embedded
@@ -49,7 +49,8 @@ def _pad(img: np.ndarray, m: int = DIVISOR, margin: int = MARGIN) -> tuple[np.nd
     surroundings instead of the convolutions' zeros (which made a bright rim)."""
     h, w = img.shape
     ph, pw = margin + (-(h + 2 * margin)) % m, margin + (-(w + 2 * margin)) % m
-    return np.pad(img, ((margin, ph), (margin, pw)), mode="symmetric"), (slice(margin, margin + h), slice(margin, margin + w))
+    inside = (slice(margin, margin + h), slice(margin, margin + w))
+    return np.pad(img, ((margin, ph), (margin, pw)), mode="symmetric"), inside
 
 
 def training_size(meta: dict) -> int:
