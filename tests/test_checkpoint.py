@@ -112,14 +112,47 @@ def test_foreign_checkpoint_is_never_unpickled(tmp_path, caplog):
         assert not ckpt.exists() and not side.exists(), f"{name}: the stale checkpoint was kept"
         assert expect[name] in caplog.text and "starting fresh" in caplog.text, (name, caplog.text)
 
+    # a pickle its sidecar vouches for (right fingerprint, its own bytes) is still loaded weights-only
+    _evil_checkpoint(ckpt, marker)
+    side.write_text(json.dumps({"fingerprint": fp, "checkpoint_sha256": [checkpoint.sha256_file(ckpt)]}))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="spectbone.train.checkpoint"):
+        assert checkpoint.load_if_matching(ckpt, fp, "cpu") is None
+    assert not marker.exists() and not ckpt.exists() and not side.exists()
+    assert "refused by the safe weights-only loader" in caplog.text and "starting fresh" in caplog.text
+
     # our own checkpoint with the matching fingerprint loads; changing an input's bytes invalidates it
-    checkpoint.save_checkpoint({"epoch": 3, "w": torch.arange(4)}, ckpt, fp)
+    rng = torch.get_rng_state()
+    checkpoint.save_checkpoint({"epoch": 3, "w": torch.arange(4), "rng": rng, "best": float("inf")}, ckpt, fp)
     state = checkpoint.load_if_matching(ckpt, fp, "cpu")
     assert state["epoch"] == 3 and torch.equal(state["w"], torch.arange(4)) and state["fingerprint"] == fp
+    assert torch.equal(state["rng"], rng) and state["best"] == float("inf")
     src.write_text("a,b\n1,3\n")
     fp2 = checkpoint.fingerprint({"seed": 1, "epochs": 2}, [src], checkpoint.code_version())
     assert fp2["digest"] != fp["digest"] and checkpoint.difference(fp, fp2).startswith("inputs (")
     assert checkpoint.load_if_matching(ckpt, fp2, "cpu") is None and not ckpt.exists()
+
+
+def test_only_weights_only_states_are_saved(tmp_path):
+    """What the weights-only loader would refuse is a clear error at saving (the previous checkpoint kept),
+    not a failed resume later; plain random states (torch's tensor, numpy's dict of ints) go in."""
+    import random
+
+    import numpy as np
+
+    fp = checkpoint.fingerprint({"seed": 1}, [], "c")
+    ckpt = tmp_path / "last.pt"
+    good = {"epoch": 1, "rng": torch.get_rng_state(), "np_rng": np.random.default_rng(0).bit_generator.state,
+            "py_rng": list(random.Random(0).getstate()[1])}
+    checkpoint.save_checkpoint(good, ckpt, fp)
+    for bad, where in [({"history": [{"val": np.float64(1.0)}]}, r"state\['history'\]\[0\]\['val'\] is a float64"),
+                       ({"weights": np.zeros(3)}, r"state\['weights'\] is a ndarray"),
+                       ({"py_rng": random.Random(0)}, r"state\['py_rng'\] is a Random")]:
+        with pytest.raises(TypeError, match=where):
+            checkpoint.save_checkpoint(bad, ckpt, fp)
+    state = checkpoint.load_if_matching(ckpt, fp, "cpu")
+    assert state is not None and state["epoch"] == 1 and torch.equal(state["rng"], good["rng"])
+    assert state["np_rng"] == good["np_rng"] and state["py_rng"] == good["py_rng"]
 
 
 def test_fingerprint_of_folders_and_code(tmp_path):

@@ -214,3 +214,95 @@ def test_bundle_carries_its_estimator(weights, tmp_path):
     proc = run_cli("bundle", "--model", weights / "emanet.pt", "--estimator", weights / "emanet.pt",
                    "-o", tmp_path / "bad.pt", check=False)
     assert proc.returncode != 0 and "not a stage-1 noise estimator" in proc.stderr
+
+
+# ---------------------------------------------------------------- training's grey scale; no floor, no bands (#11 g)
+from scipy import ndimage as ndi  # noqa: E402
+
+from conftest import phantom_through_preprocess  # noqa: E402
+from spectbone.dicom.read import read_nm_images  # noqa: E402
+from spectbone.infer.denoise import empty_neighbourhood, grey_factor  # noqa: E402
+from spectbone.prep.crop import body_mask, smooth  # noqa: E402
+
+
+def test_denoise_maps_counts_to_grey_as_preprocessing_did(weights, tmp_path):
+    """The factor `denoise` uses for a phantom view is the very one preprocessing wrote for training."""
+    import torch
+
+    size = torch.load(weights / "emanet.pt", weights_only=True)["meta"]["image_size"]
+    cohort, _, conv, pre = phantom_through_preprocess(tmp_path, n_patients=1, seed=11, size=size)
+    manifest = pd.read_csv(conv / "manifest.csv", keep_default_na=False, dtype={"image_id": str})
+    table = pd.read_csv(pre / "preprocess.csv", keep_default_na=False, dtype={"image_id": str})
+    expected = dict(zip(table["image_id"], table["counts_per_grey"].astype(float)))
+    dicoms = sorted(p for p in cohort.rglob("*") if p.is_file() and p.suffix == ".dcm")
+    seen = 0
+    for path in dicoms:
+        for frame, im in enumerate(read_nm_images(path)):
+            rec = manifest[(manifest["source_sha256"] == checkpoint_sha(path)) & (manifest["frame"] == frame)]
+            assert len(rec) == 1
+            assert grey_factor(im.counts, size) == pytest.approx(expected[rec["image_id"].iloc[0]], rel=1e-12)
+            seen += 1
+    assert seen >= 2
+    target = tmp_path / "denoised.dcm"
+    run_cli("denoise", dicoms[0], "-o", target, "--model", weights / "emanet.pt")
+    desc = pydicom.dcmread(target).DerivationDescription
+    used = [float(v) for v in re.search(r"counts per grey level ([0-9.e+-]+(?:, [0-9.e+-]+)*)", desc)[1].split(", ")]
+    frames = read_nm_images(dicoms[0])
+    assert used == pytest.approx([grey_factor(im.counts, size) for im in frames], rel=1e-5)
+
+
+def checkpoint_sha(path):
+    from spectbone.util.hashing import sha256_file
+
+    return sha256_file(path)
+
+
+def background_share(original, denoised, radius=8):
+    """Mean denoised counts where the original has no count within `radius` px, over the body mean."""
+    body = body_mask(smooth(original))
+    return float(denoised[empty_neighbourhood(original, radius)].mean() / original[body].mean())
+
+
+def banding(original, denoised, window=31):
+    """Horizontal bands: the row-wise body mean of (denoised - original), high-passed over `window` rows
+    (anatomy and slow drifts out), as (its std, the amplitude of its strongest periodic component at
+    periods 2..window rows), both over the body mean. Denoising removes noise, not row means: a band
+    the network adds shows up in both."""
+    body = body_mask(smooth(original))
+    rows = np.flatnonzero(body.sum(axis=1) >= 16)
+    diff = np.array([(denoised[i] - original[i])[body[i]].mean() for i in rows])
+    hp = diff - ndi.uniform_filter1d(diff, window, mode="nearest")
+    spectrum = np.abs(np.fft.rfft(hp)) * 2 / len(hp)
+    freq = np.fft.rfftfreq(len(hp))
+    level = original[body].mean()
+    return float(hp.std() / level), float(spectrum[freq >= 1 / window].max() / level)
+
+
+@pytest.fixture(scope="module")
+def denoising_weights(tiny_bone_data, weights, tmp_path_factory):
+    """An EMANet trained long enough to change an image (the `weights` one is still near the identity)."""
+    out = tmp_path_factory.mktemp("denoising")
+    shutil.copy(weights / "estimator.pt", out / "estimator.pt")
+    run_cli("train", "denoiser", "--preprocess-dir", tiny_bone_data, "--split", tiny_bone_data / "split.csv",
+            "--model", "emanet", "--arch", "full", "--lam", "0", "--epochs", 2, "--samples-per-epoch", 64,
+            "--batch-size", 4, "--width", 8, "--lr", "0.003", "--threads", 1, "--out", out / "emanet.pt",
+            "--ckpt-dir", out / "ckpt", "--history", out / "h.csv", "--curve", out / "curve")
+    return out
+
+
+def test_nm1_denoised_has_no_background_floor_and_no_bands(denoising_weights, tmp_path):
+    target = tmp_path / "nm1.dcm"
+    run_cli("denoise", nm1_path(), "-o", target, "--model", denoising_weights / "emanet.pt")
+    original = read_nm_images(nm1_path())[0].counts.astype(np.float64)
+    out = pydicom.dcmread(target)
+    denoised = out.pixel_array.astype(np.float64) * float(out.get("RescaleSlope", 1))
+    share = background_share(original, denoised)
+    spread, peak = banding(original, denoised)
+    body = body_mask(smooth(original))
+    change = float(np.abs(denoised - original)[body].mean() / original[body].mean())
+    print(f"NM1: background {100 * share:.4f}% of the body mean; bands: std {100 * spread:.3f}%, "
+          f"strongest periodic component {100 * peak:.3f}%; mean change {100 * change:.1f}% of the body mean")
+    assert change > 0.01  # the network did denoise: the metrics below are not those of an unchanged image
+    assert share < 0.005
+    assert denoised[0].max() == denoised[-1].max() == 0  # no rim along the frame's borders
+    assert spread < 0.02 and peak < 0.01

@@ -1,21 +1,23 @@
 """`spectbone denoise`: apply a trained EMANet to new NM studies and write derived NM DICOM.
 
-Each frame is mapped to grey levels with the study's own factor (the preprocessing's 99.5th
-percentile rule, without clipping, so no counts are lost), its noise level estimated by the stage-1
-network (or given with --level), denoised at its native sampling (the networks are fully
-convolutional), and mapped back to counts. The output (`spectbone.dicom.derived`) keeps the
-original's rows, columns, frames and pixel spacing as a new DERIVED\\PRIMARY series that references
-its source and names the model, version and weights checksum; a PNG preview shows the original beside
-the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
+Each frame is mapped to grey levels with the factor preprocessing would have given it for training
+(`grey_factor`: the 99.5th percentile of its shoulder-to-pelvis crop resized to the model's training
+size, one shared rule; applied without clipping, so no counts are lost), its noise level estimated by
+the stage-1 network (or given with --level), denoised at its native sampling inside a mirrored margin
+(the networks are fully convolutional), and mapped back to counts; where the original has no count in
+a whole neighbourhood (outside the patient) the output stays exactly 0. The output
+(`spectbone.dicom.derived`) keeps the original's rows, columns, frames and pixel spacing as a new
+DERIVED\\PRIMARY series that references its source and names the model, version and weights
+checksum; a PNG preview shows the original beside the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
 in the same patient record) but never into logs or previews; logs name files by position.
 
 `--model` alone is enough: the stage-1 estimator is taken from the model file when embedded
 (`spectbone bundle`), else
 from ``estimator.pt`` beside it (the workflow's models/ folder); a network of the wrong kind is a
 clear error. Weights are only ever loaded with the safe weights-only unpickler. A folder in gives a
-folder out that mirrors its layout, plus ``denoise.csv`` (input, output, frames, levels, status,
-reason); a file that cannot be read is reported there and the rest go on. Outputs are written
-atomically.
+folder out that mirrors its layout, plus ``denoise.csv`` (input, output, frames, levels,
+counts_per_grey, status, reason); a file that cannot be read is reported there and the rest go on.
+Outputs are written atomically.
 """
 
 from __future__ import annotations
@@ -34,25 +36,84 @@ from spectbone.util.runtime import add_common_arguments, pick_device, set_thread
 
 log = logging.getLogger("spectbone.infer.denoise")
 DIVISOR = 8  # the U-Nets pool three times
+MARGIN = 16  # mirrored rows/columns around the frame: its own borders never meet the networks' zero padding
+EMPTY_RADIUS = 4  # output is exactly 0 where the original has no count within this many pixels
+DEFAULT_SIZE = 256  # preprocessing size assumed for a model file that does not record its own (the paper's)
 
 
-def _pad_to_multiple(img: np.ndarray, m: int = DIVISOR) -> tuple[np.ndarray, tuple[int, int]]:
+def _pad(img: np.ndarray, m: int = DIVISOR, margin: int = MARGIN) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Mirror-pad by `margin`, then up to a multiple of `m`; returns (padded, slices of the frame).
+
+    Mirroring, not edge replication: a run of identical copied rows is a noise-free stripe that the
+    network turns into a band, and a frame border inside the padded image sees real-looking
+    surroundings instead of the convolutions' zeros (which made a bright rim)."""
     h, w = img.shape
-    ph, pw = (-h) % m, (-w) % m
-    return np.pad(img, ((0, ph), (0, pw)), mode="edge"), (h, w)
+    ph, pw = margin + (-(h + 2 * margin)) % m, margin + (-(w + 2 * margin)) % m
+    inside = (slice(margin, margin + h), slice(margin, margin + w))
+    return np.pad(img, ((margin, ph), (margin, pw)), mode="symmetric"), inside
 
 
-def denoise_counts(counts: np.ndarray, model, kind: str, estimator, device, level: float | None):
-    """Counts in, counts out: grey mapping, level estimate, denoising, inverse mapping."""
-    from spectbone.prep.crop import GREY_MAX, GREY_PERCENTILE
+def training_size(meta: dict) -> int:
+    """The side of the preprocessed images the model was trained on (recorded by `spectbone train`)."""
+    size = meta.get("image_size")
+    if isinstance(size, int) and size > 0:
+        return size
+    log.warning("the model file does not record its preprocessing size: counts per grey level computed as "
+                "at %d x %d (the paper's)", DEFAULT_SIZE, DEFAULT_SIZE)
+    return DEFAULT_SIZE
+
+
+def grey_factor(counts: np.ndarray, size: int, frame: int = 1) -> float:
+    """Counts per grey level exactly as preprocessing computed it for the training images.
+
+    The shoulder-to-pelvis crop of this frame, resized to the training size, through the shared rule
+    (`crop.view_counts_per_grey`); a frame whose landmarks are not found falls back to the 99.5th
+    percentile of the whole frame's non-zero counts, with a warning. 0 for a frame without counts."""
+    from spectbone.prep.crop import (GREY_MAX, GREY_PERCENTILE, CropError, find_crop_box, orient_view,
+                                     view_counts_per_grey)
+
+    counts = np.asarray(counts, dtype=np.float32)
+    try:
+        counts = orient_view(counts)[0]  # head up, as preprocessing crops it (a feet-first frame too)
+        box, _ = find_crop_box(counts)
+        return view_counts_per_grey(counts, box, size)[1]
+    except CropError as exc:
+        body = counts[counts > 0]
+        if not body.size:
+            return 0.0
+        log.warning("frame %d: %s; counts per grey level from the whole frame instead of the shoulder-to-pelvis "
+                    "crop training used", frame, exc)
+        return float(np.percentile(body, GREY_PERCENTILE)) / GREY_MAX
+
+
+def empty_neighbourhood(counts: np.ndarray, radius: int = EMPTY_RADIUS) -> np.ndarray:
+    """Pixels with no count anywhere within `radius` (a square): outside the patient and the scatter."""
+    from scipy import ndimage as ndi
+
+    return ~ndi.binary_dilation(counts > 0, structure=np.ones((3, 3), bool), iterations=radius)
+
+
+def denoise_counts(counts: np.ndarray, model, kind: str, estimator, device, level: float | None, size: int,
+                   frame: int = 1) -> tuple[np.ndarray, float, float]:
+    """Counts in, counts out: (denoised counts, noise level, counts per grey level).
+
+    Grey mapping as in training (`grey_factor`, unclipped so no counts are lost), stage-1 level estimate
+    on the frame itself, denoising at native sampling inside a mirrored margin, inverse mapping. Where
+    the original has no count in the whole neighbourhood the output is exactly 0: there the network
+    sees a flat zero plane, unlike anything in training, and its biases would paint a floor."""
     from spectbone.infer.apply import denoise_batch, estimate_levels
 
-    body = counts[counts > 0]
-    cpg = float(np.percentile(body if body.size else counts, GREY_PERCENTILE)) / GREY_MAX or 1.0
-    grey, (h, w) = _pad_to_multiple(counts.astype(np.float32) / cpg)
+    counts = np.asarray(counts, dtype=np.float32)
+    cpg = grey_factor(counts, size, frame)
+    if cpg <= 0:
+        return np.zeros_like(counts), float(level or 0.0), 0.0
+    grey = counts / np.float32(cpg)
     sigma = np.array([level], np.float32) if level is not None else estimate_levels(estimator, grey[None], device)
-    out = denoise_batch(model, kind, grey[None], sigma, device)[0][:h, :w]
-    return np.clip(out * cpg, 0, None), float(sigma[0])
+    padded, inside = _pad(grey)
+    out = denoise_batch(model, kind, padded[None], sigma, device)[0][inside]
+    out = np.clip(out * cpg, 0, None)
+    out[empty_neighbourhood(counts)] = 0.0
+    return out, float(sigma[0]), cpg
 
 
 def preview(original: np.ndarray, denoised: np.ndarray, path: Path) -> None:
@@ -170,6 +231,7 @@ def run(args):
     if kind not in DENOISERS:
         raise SystemExit(f"{model_path.name} is a {kind!r} network, not a denoiser ({', '.join(sorted(DENOISERS))})")
     model.to(device)
+    size = training_size(meta)
     estimator, est_note = None, "noise level given (--level)"
     if args.level is None:
         try:
@@ -187,10 +249,11 @@ def run(args):
     rows, failures = [], 0
     for n, path in enumerate(files, start=1):
         row = {"input": path.relative_to(root).as_posix(), "output": "", "frames": 0, "levels": "",
-               "status": "ok", "reason": ""}
+               "counts_per_grey": "", "status": "ok", "reason": ""}
         try:
             images = read_nm_images(path)
-            results = [denoise_counts(im.counts, model, kind, estimator, device, args.level) for im in images]
+            results = [denoise_counts(im.counts, model, kind, estimator, device, args.level, size, frame=i)
+                       for i, im in enumerate(images, start=1)]
         except MemoryError:
             raise
         except Exception as err:  # a bad file is reported; the rest go on
@@ -202,13 +265,15 @@ def run(args):
             continue
         frames = np.stack([r[0] for r in results])
         levels = ", ".join(f"{r[1]:.1f}" for r in results)
+        factors = ", ".join(f"{r[2]:.6g}" for r in results)
         description = (f"EMANet two-stage denoising (spectbone): {model_note}; {est_note}; noise level "
-                       f"{levels} grey levels; counts mapped to grey by the 99.5th percentile, denoised, mapped back")
+                       f"{levels} grey levels; counts per grey level {factors} (99.5th percentile of the "
+                       f"shoulder-to-pelvis crop at {size} px, as in training), denoised, mapped back")
         target = _target(out, root, path, single)
         save_dicom(target, derived_dataset(images[0].dataset, frames, description, "EMANet denoised"))
         preview(np.stack([im.counts for im in images]), frames, target.with_suffix(".png"))
         row.update(output=target.relative_to(out).as_posix() if not single else target.name,
-                   frames=len(images), levels=levels)
+                   frames=len(images), levels=levels, counts_per_grey=factors)
         rows.append(row)
         log.info("file #%d: %d frame(s), level %s (written; see denoise.csv)", n, len(images), levels)
     if not single:

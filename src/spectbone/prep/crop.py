@@ -370,9 +370,16 @@ def to_grey(resized_counts: np.ndarray, cpg: float) -> np.ndarray:
     return np.clip(np.asarray(resized_counts, dtype=np.float32) / np.float32(cpg), 0.0, GREY_MAX).astype(np.float32)
 
 
+def view_counts_per_grey(counts: np.ndarray, box: CropBox, size: int) -> tuple[np.ndarray, float]:
+    """(resized crop, counts_per_grey) of a view: the one rule mapping counts to grey, shared by
+    preprocessing (the training images) and `spectbone denoise`, so the networks always see the
+    grey scale they were trained on. Raises CropError when the crop holds no counts."""
+    resized = crop_resize(counts, box, size)
+    return resized, counts_per_grey(resized)
+
+
 def preprocess_view(counts: np.ndarray, size: int = 256):
     """Crop, resize and grey-map one view: returns (grey, box, counts_per_grey, landmarks)."""
     box, lm = find_crop_box(counts)
-    resized = crop_resize(counts, box, size)
-    cpg = counts_per_grey(resized)
+    resized, cpg = view_counts_per_grey(counts, box, size)
     return to_grey(resized, cpg), box, cpg, lm

@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.prep.crop import (FEET_FIRST_FLIPPED, CropBox, CropError, counts_per_grey, crop_resize,
-                                 crop_resize_mask, find_crop_box, orient_view, to_grey)
+from spectbone.prep.crop import (FEET_FIRST_FLIPPED, CropBox, CropError, crop_resize, crop_resize_mask,
+                                 find_crop_box, orient_view, to_grey, view_counts_per_grey)
 from spectbone.prep.screen import TRUNCATED, screen_view
 from spectbone.util.atomic import atomic_path, save_csv, save_npy
 from spectbone.util.runtime import add_common_arguments, error_reason, setup_logging
@@ -75,8 +75,7 @@ def process_view(counts: np.ndarray, size: int):
         if verdict.keep:  # cannot happen (screening needs the same landmarks), but never keep it
             return None, None, float("nan"), False, f"truncated field of view: {exc}", TRUNCATED
         return None, None, float("nan"), False, verdict.reason, verdict.problem
-    resized = crop_resize(counts, box, size)
-    cpg = counts_per_grey(resized)
+    resized, cpg = view_counts_per_grey(counts, box, size)
     verdict = screen_view(counts, lm)
     return to_grey(resized, cpg), box, cpg, verdict.keep, verdict.reason, verdict.problem
 

@@ -1,9 +1,13 @@
 """Checkpoints that cannot lie: resume only from a checkpoint made by these params, inputs and code.
 
-A checkpoint ``last.pt`` is a pickle of our own (optimiser states, history, ...), so it is loaded with
-``torch.load(weights_only=False)``, but only after its JSON sidecar ``last.json`` says it was made with
-the very fingerprint of this run and names the sha256 of its bytes. Anything else (no sidecar, another
-fingerprint, other bytes) is never unpickled: it is deleted, the log says why, and training starts fresh.
+A checkpoint ``last.pt`` holds only tensors and plain containers (weights, optimiser and scheduler
+state_dicts, history, epoch): :func:`save_checkpoint` refuses anything else, so it is loaded with the safe
+``torch.load(weights_only=True)`` (defence in depth: a file that slipped past the sidecar still cannot run
+code). It is loaded only after its JSON sidecar ``last.json`` says it was made with the very fingerprint
+of this run and names the sha256 of its bytes. Anything else (no sidecar, another fingerprint, other
+bytes, a pickle the weights-only loader refuses) is deleted, the log says why, and training starts fresh.
+The engine re-seeds every epoch from (seed, epoch), so no random-generator state needs storing; one
+that did would go in as a tensor (``torch.get_rng_state()``) or a list, never a pickled object.
 
 The fingerprint of a run (:func:`fingerprint`):
   params        every command-line argument that influences training (output locations dropped)
@@ -24,6 +28,8 @@ import hashlib
 import json
 import logging
 import os
+import pickle
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -164,11 +170,35 @@ def discard(path: str | os.PathLike) -> None:
         p.unlink(missing_ok=True)
 
 
+SCALARS = (str, bytes, int, float, bool, type(None))  # exact types: numpy's float64 is a float subclass
+
+
+def check_weights_only(obj, where: str = "state") -> None:
+    """TypeError (naming the key) for anything the weights-only loader would refuse, so that a
+    checkpoint which could not be resumed is never written."""
+    if type(obj) in (dict, OrderedDict):
+        for k, v in obj.items():
+            if type(k) not in (str, int):
+                raise TypeError(f"checkpoint {where} has a key of type {type(k).__name__}: only str and int keys")
+            check_weights_only(v, f"{where}[{k!r}]")
+    elif type(obj) in (list, tuple):
+        for i, v in enumerate(obj):
+            check_weights_only(v, f"{where}[{i}]")
+    elif not (type(obj) in SCALARS or isinstance(obj, (torch.Tensor, torch.Size))):
+        raise TypeError(f"checkpoint {where} is a {type(obj).__name__}: checkpoints hold only tensors, Python "
+                        "numbers, strings and lists/tuples/dicts of them (arrays and random states as tensors "
+                        "or lists)")
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike, fingerprint: dict) -> None:
-    """Save ``state`` (plus the fingerprint) to ``path`` and its sidecar, in an order a kill cannot break."""
+    """Save ``state`` (plus the fingerprint) to ``path`` and its sidecar, in an order a kill cannot break.
+
+    Only what the weights-only loader reads back is accepted (:func:`check_weights_only`)."""
     path = Path(path)
     tmp = _tmp(path)
-    torch.save({**state, "fingerprint": fingerprint}, tmp)
+    state = {**state, "fingerprint": fingerprint}
+    check_weights_only(state)
+    torch.save(state, tmp)
     new = sha256_file(tmp)
     old = _read_sidecar(path)
     vouched = [new]
@@ -185,7 +215,8 @@ def save_checkpoint(state: dict, path: str | os.PathLike, fingerprint: dict) -> 
 def load_if_matching(path: str | os.PathLike, fingerprint: dict, device) -> dict | None:
     """The checkpoint state when its sidecar matches ``fingerprint`` and its bytes, else None (deleted, logged).
 
-    Nothing is unpickled unless the sidecar matches: a foreign or stale pickle is never loaded.
+    Nothing is unpickled unless the sidecar matches: a foreign or stale pickle is never loaded; and
+    then only with the weights-only loader, which refuses anything but tensors and plain containers.
     """
     path = Path(path)
     side = sidecar_path(path)
@@ -204,11 +235,15 @@ def load_if_matching(path: str | os.PathLike, fingerprint: dict, device) -> dict
     else:
         why = ""
     if not why:
-        state = torch.load(path, map_location=device, weights_only=False)  # our own file, vouched for above
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:
+            state, why = None, (f"is refused by the safe weights-only loader ({type(exc).__name__}: it holds "
+                                "more than tensors and plain containers)")
         stored = state.get("fingerprint") if isinstance(state, dict) else None
         if isinstance(stored, dict) and stored.get("digest") == fingerprint["digest"]:
             return state
-        why = "holds another fingerprint than its sidecar"
+        why = why or "holds another fingerprint than its sidecar"
     log.warning("checkpoint %s %s: starting fresh (checkpoint deleted)", path, why)
     discard(path)
     return None

@@ -125,6 +125,7 @@ def build_task(args, device):
     if args.task != "pretrain":
         ids, images = _bone_arrays(args, "train")
         _, vimages = _bone_arrays(args, "val")
+        meta["image_size"] = int(images.shape[-1])  # the preprocessing size: `denoise` maps counts to grey as it did
         samples = [(i, lv) for i in range(len(ids)) for lv in levels]
         dataset = NoisyImageDataset(images, np.array(samples), args.seed, args.level_jitter)
         val = validation_pairs(vimages, args.seed)
