@@ -39,7 +39,7 @@ from spectbone.dicom.safety import (DEFAULT_LIMITS, DecodeLimits, check_deflated
 from spectbone.util.runtime import error_reason
 
 __all__ = ["ANT", "POST", "UNKNOWN", "DecodeLimits", "DicomRejected", "NMImage", "frame_views",
-           "nm_images_from_dataset", "read_nm_dataset", "read_nm_images"]
+           "nm_images_from_dataset", "pixel_spacing", "read_nm_dataset", "read_nm_images", "transfer_syntax"]
 
 ANT, POST, UNKNOWN = "ANT", "POST", "unknown"
 
@@ -241,11 +241,16 @@ def _check_modality(ds: pydicom.Dataset) -> None:
     )
 
 
+def transfer_syntax(ds: pydicom.Dataset) -> UID:
+    """The file's Transfer Syntax UID (empty when the file meta has none)."""
+    meta = getattr(ds, "file_meta", None)
+    return UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
+
+
 def _check_pixel_data(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> UID:
     """Everything about the stored pixel data that can be checked without decoding it (transfer
     syntax, limits, native length, encapsulated frames and markers); returns the transfer syntax."""
-    meta = getattr(ds, "file_meta", None)
-    ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
+    ts = transfer_syntax(ds)
     if not ts:
         raise DicomRejected("the file does not say how its pixel data is encoded (no Transfer Syntax UID)")
     if not ts.is_transfer_syntax:
@@ -265,8 +270,9 @@ def _check_pixel_data(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) 
     return ts
 
 
-def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndarray:
-    ts = _check_pixel_data(ds, n_frames, limits)
+def _decode(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:
+    """The pixel array of a data set whose stored pixel data `_check_pixel_data` has already passed."""
+    ts = transfer_syntax(ds)
     if ts.is_compressed:
         from pydicom.pixels import get_decoder
 
@@ -305,7 +311,8 @@ def _decode(ds: pydicom.Dataset, n_frames: int, limits: DecodeLimits) -> np.ndar
     return arr
 
 
-def _pixel_spacing(ds: pydicom.Dataset) -> tuple[float, float]:
+def pixel_spacing(ds: pydicom.Dataset) -> tuple[float, float]:
+    """(row, column) spacing in mm from the first spacing attribute present; NaN when none is usable."""
     for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         value = ds.get(kw)
         if value is not None:
@@ -346,15 +353,15 @@ def read_nm_dataset(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> 
     return ds
 
 
-def nm_images_from_dataset(ds: pydicom.Dataset, limits: DecodeLimits = DEFAULT_LIMITS) -> list[NMImage]:
-    """Decode a data set from `read_nm_dataset` into one `NMImage` per frame (signed or unsigned)."""
+def nm_images_from_dataset(ds: pydicom.Dataset) -> list[NMImage]:
+    """Decode a data set from `read_nm_dataset` (which ran every check) into one `NMImage` per frame."""
     with _quiet_pydicom():
         n_frames = _check_pixel_module(ds)
-        arr = _decode(ds, n_frames, limits)
+        arr = _decode(ds, n_frames)
     counts = _rescale(ds, arr)
     if not np.all(np.isfinite(counts)):
         raise DicomRejected("the rescaled pixel values are not all finite numbers")
-    spacing = _pixel_spacing(ds)
+    spacing = pixel_spacing(ds)
     return [
         NMImage(view=_frame_view(ds, f, n_frames), counts=counts[f], pixel_spacing=spacing, dataset=ds, frame=f)
         for f in range(n_frames)
@@ -368,7 +375,7 @@ def read_nm_images(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> l
     Raises `DicomRejected` with a readable reason when the file cannot be used; sizes are checked
     against `limits` before anything is inflated or decoded (`spectbone.dicom.safety`).
     """
-    return nm_images_from_dataset(read_nm_dataset(path, limits), limits)
+    return nm_images_from_dataset(read_nm_dataset(path, limits))
 
 
 def frame_views(ds: pydicom.Dataset) -> list[str]:

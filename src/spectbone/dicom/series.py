@@ -26,8 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pydicom
 from pydicom.uid import UID
+
+from spectbone.dicom.read import pixel_spacing, transfer_syntax
 
 WHOLE_BODY, TOMO, SPOT, RECON, OTHER = "whole_body", "tomo", "spot", "recon", "other"
 SERIES_CLASSES = (WHOLE_BODY, TOMO, SPOT, RECON, OTHER)
@@ -92,24 +95,13 @@ def _int(ds: pydicom.Dataset, keyword: str, default: int = 0) -> int:
         return default
 
 
-def row_spacing(ds: pydicom.Dataset) -> float | None:
-    for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
-        value = ds.get(kw)
-        try:
-            if value is not None and float(value[0]) > 0:
-                return float(value[0])
-        except (TypeError, ValueError, IndexError):
-            continue
-    return None
-
-
 def whole_body_geometry(ds: pydicom.Dataset) -> tuple[bool, str]:
     """(is the frame shaped like a whole-body sweep, the measurement that says so)."""
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     if rows < 1 or cols < 1:
         return False, "no image size in the header"
-    spacing = row_spacing(ds)
-    length = rows * spacing if spacing else None
+    spacing = pixel_spacing(ds)[0]
+    length = rows * spacing if np.isfinite(spacing) else None
     shape = f"{rows}x{cols}" + (f", {length:.0f} mm long" if length else "")
     if rows >= WHOLE_BODY_ASPECT * cols:
         return True, f"tall frame {shape}"
@@ -167,14 +159,9 @@ def classify(ds: pydicom.Dataset) -> SeriesClass:
     return SeriesClass(OTHER, f"{what}; {shape}")
 
 
-def transfer_syntax(ds: pydicom.Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-
-
 def is_lossy(ds: pydicom.Dataset) -> tuple[bool, str]:
     """(lossy, why): a lossy transfer syntax, or LossyImageCompression 01 (lossy once, whatever now)."""
-    ts = transfer_syntax(ds)
+    ts = str(transfer_syntax(ds))
     if ts in LOSSY_TRANSFER_SYNTAXES:
         return True, f"transfer syntax {LOSSY_TRANSFER_SYNTAXES[ts]}"
     if str(ds.get("LossyImageCompression", "")).strip() == "01":
@@ -194,16 +181,22 @@ def _code_words(seq) -> tuple[set[str], str]:
     return values, " ".join(meanings)
 
 
+def _orientation_values(ds: pydicom.Dataset) -> list[str]:
+    """PatientOrientation (0020,0020) values, upper-cased (empty list when absent)."""
+    po = ds.get("PatientOrientation")
+    values = [] if po in (None, "") else ([po] if isinstance(po, str) else list(po))
+    return [str(v).strip().upper() for v in values]
+
+
 def header_orientation(ds: pydicom.Dataset) -> tuple[str, str]:
     """(head_first / feet_first / '', which field said so): does the header say rows run head -> feet?
 
     PatientOrientation (0020,0020) describes the image itself (its second value is the direction
     of increasing rows: F = towards the feet); PatientPosition and the patient-gantry codes describe
     how the patient lay, which a camera may already have undone on display, so they come second."""
-    po = ds.get("PatientOrientation")
-    values = [] if po in (None, "") else ([po] if isinstance(po, str) else list(po))
+    values = _orientation_values(ds)
     if len(values) >= 2:
-        down = str(values[1]).upper()
+        down = values[1]
         if "F" in down and "H" not in down:
             return HEAD_FIRST, "PatientOrientation"
         if "H" in down and "F" not in down:
@@ -227,11 +220,10 @@ def header_mirrored(ds: pydicom.Dataset, view: str) -> bool | None:
 
     Convention: ANT shows the patient's right on the viewer's left (columns run towards the
     patient's left, PatientOrientation value 1 = L); POST shows it on the right (value 1 = R)."""
-    po = ds.get("PatientOrientation")
-    values = [] if po in (None, "") else ([po] if isinstance(po, str) else list(po))
+    values = _orientation_values(ds)
     if not values or view not in ("ANT", "POST"):
         return None
-    across = str(values[0]).upper()
+    across = values[0]
     if ("L" in across) == ("R" in across):
         return None
     expected = "L" if view == "ANT" else "R"
@@ -240,8 +232,6 @@ def header_mirrored(ds: pydicom.Dataset, view: str) -> bool | None:
 
 def describe(ds: pydicom.Dataset) -> dict:
     """Manifest fields saying what came in (never a name, ID, date or path)."""
-    po = ds.get("PatientOrientation")
-    po_values = [] if po in (None, "") else ([po] if isinstance(po, str) else list(po))
     if "NumberOfEnergyWindows" in ds and ds.get("NumberOfEnergyWindows") not in (None, ""):
         n_windows = _int(ds, "NumberOfEnergyWindows")
     else:
@@ -249,11 +239,11 @@ def describe(ds: pydicom.Dataset) -> dict:
     lossy, _ = is_lossy(ds)
     orientation, _ = header_orientation(ds)
     return {
-        "transfer_syntax": transfer_syntax(ds),
+        "transfer_syntax": str(transfer_syntax(ds)),
         "lossy": lossy,
         "image_type": "\\".join(image_type(ds)),
         "patient_position": str(ds.get("PatientPosition", "") or "").strip().upper(),
-        "view_orientation": "\\".join(str(v).strip().upper() for v in po_values),
+        "view_orientation": "\\".join(_orientation_values(ds)),
         "n_energy_windows": n_windows,
         "signed": _int(ds, "PixelRepresentation") == 1,
         "header_orientation": orientation,

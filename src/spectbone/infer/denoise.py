@@ -8,8 +8,9 @@ the stage-1 network (or given with --level), denoised at its native sampling ins
 a whole neighbourhood (outside the patient) the output stays exactly 0. The output
 (`spectbone.dicom.derived`) keeps the original's rows, columns, frames and pixel spacing as a new
 DERIVED\\PRIMARY series that references its source and names the model, version and weights
-checksum; a PNG preview shows the original beside the denoised study. Patient attributes are carried over unchanged into the derived DICOM (it belongs
-in the same patient record) but never into logs or previews; logs name files by position.
+checksum; a PNG preview shows the original beside the denoised study. Patient attributes are carried
+over unchanged into the derived DICOM (it belongs in the same patient record) but never into logs or
+previews; logs name files by position.
 
 `--model` alone is enough: the stage-1 estimator is taken from the model file when embedded
 (`spectbone bundle`), else

@@ -40,7 +40,7 @@ from spectbone.noise.poisson import add_poisson_level_noise, noise_seed
 from spectbone.paper import values as paper
 from spectbone.paper.zooms import body_geometry
 from spectbone.prep.crop import body_mask
-from spectbone.util.outputs import data_source_note
+from spectbone.util.outputs import data_source_note, truthy
 
 REGION_FRACTION = 0.2  # side of the noise region / image side (the paper does not say; see module docstring)
 ANATOMY_SCALE = 0.01  # finest anatomy the region search sees / image side: about a rib's width
@@ -77,7 +77,7 @@ def select_pair(preprocess_csv: str | Path) -> tuple[str, str, str, float, float
     Counts, not counts per grey level: once intensities are matched, the relative noise of the soft
     tissue is what separates a low-noise from a high-noise scan, and it goes as 1 / sqrt(counts)."""
     pre = pd.read_csv(preprocess_csv, keep_default_na=False)
-    kept = pre[pre["keep"].astype(str).str.lower() == "true"].copy()
+    kept = pre[pre["keep"].map(truthy)].copy()
     folder = Path(preprocess_csv).parent  # one image in memory at a time: the paper's cohort has 310
     kept["body_counts"] = [body_counts(load_images(folder, [image_id])[0], float(c))
                            for image_id, c in zip(kept["image_id"], kept["counts_per_grey"])]

@@ -18,7 +18,7 @@ from spectbone.paper.table2 import table2
 from spectbone.paper.trends import blind_trend, ordered_trend, table5_trend, table6_trend, table7_trend, table8_trend
 from spectbone.evaluate.metrics import bootstrap_ci
 from spectbone.util.methods import display_name
-from spectbone.util.outputs import data_source_note, write_table
+from spectbone.util.outputs import data_source_note, truthy, write_table
 from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.paper.tables")
@@ -287,7 +287,7 @@ def training_table(res: Results):
 def preprocessing_table(res: Results):
     rows = []
     table = pd.read_csv(res.file("preprocess/preprocess.csv"), keep_default_na=False)
-    keep = table["keep"].astype(str).str.lower() == "true"
+    keep = table["keep"].map(truthy)
     rows.append({"quantity": "images converted", "value": len(table)})
     rows.append({"quantity": "images kept after screening", "value": int(keep.sum())})
     for reason, count in table.loc[~keep, "reason"].str.split(":").str[0].value_counts().items():

@@ -60,10 +60,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectbone.dicom.read import (UNKNOWN, DicomRejected, frame_views, nm_images_from_dataset,
+from spectbone.dicom.read import (UNKNOWN, DicomRejected, frame_views, nm_images_from_dataset, pixel_spacing,
                                   read_nm_dataset)
 from spectbone.dicom.safety import DEFAULT_LIMITS, DecodeLimits
-from spectbone.dicom.series import classify, describe, header_mirrored, row_spacing
+from spectbone.dicom.series import classify, describe, header_mirrored
 from spectbone.dicom.write import PHANTOM_MODEL_NAME
 from spectbone.util.atomic import save_csv, save_npy
 from spectbone.util.hashing import sha256_file
@@ -142,6 +142,11 @@ def _scrub(text: str, *paths: Path | str) -> str:
     return text
 
 
+def _mean_spacing(spacing: tuple[float, float]) -> float:
+    """Mean of the row and column spacing (NaN when either is unknown)."""
+    return float(np.mean(spacing)) if np.all(np.isfinite(spacing)) else float("nan")
+
+
 def _unique_id(used: set[str], study_id: str, label: str) -> str:
     """``<study>_<label>``, with ``_2``, ``_3``... when a study holds the label more than once."""
     image_id, k = f"{study_id}_{label}", 2
@@ -195,7 +200,7 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
                             "converts the phantom; real studies need a secret key in $SPECTBONE_ID_KEY")
                 continue
             series = classify(ds)
-            images = nm_images_from_dataset(ds, limits) if series.is_whole_body else []
+            images = nm_images_from_dataset(ds) if series.is_whole_body else []
         except DicomRejected as exc:
             reject(sha, str(exc))
             continue
@@ -208,17 +213,14 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
         patient_id = key.pseudonym(_patient_key(ds))
         study_id = key.pseudonym(_study_key(ds) or ("file:" + sha))
         came_in = describe(ds)
-
-
         if not series.is_whole_body:
             views = set(frame_views(ds))
             view = views.pop() if len(views) == 1 else UNKNOWN
-            spacing = row_spacing(ds)
             rows.append({
                 "image_id": _unique_id(used_ids, study_id, series.name), "patient_id": patient_id,
                 "study_id": study_id, "view": view,
                 "frame": "", "rows": int(ds.get("Rows", 0) or 0), "cols": int(ds.get("Columns", 0) or 0),
-                "pixel_spacing_mm": spacing if spacing else float("nan"), "total_counts": float("nan"),
+                "pixel_spacing_mm": _mean_spacing(pixel_spacing(ds)), "total_counts": float("nan"),
                 "source_sha256": sha, "status": SKIPPED, "reason": series.skip_reason(), "image_path": "",
                 "series_class": series.name, **came_in, "header_mirrored": "",
             })
@@ -228,12 +230,12 @@ def convert(input_dir: str | os.PathLike, out_dir: str | os.PathLike, key: Pseud
             image_id = _unique_id(used_ids, study_id, img.view if img.view != UNKNOWN else f"frame{img.frame}")
             image_path = f"images/{image_id}.npy"
             save_npy(out / image_path, np.ascontiguousarray(img.counts, dtype=np.float32))
-            spacing = float(np.mean(img.pixel_spacing)) if np.all(np.isfinite(img.pixel_spacing)) else float("nan")
             mirrored = header_mirrored(ds, img.view)
             rows.append({
                 "image_id": image_id, "patient_id": patient_id, "study_id": study_id, "view": img.view,
                 "frame": img.frame, "rows": img.counts.shape[0], "cols": img.counts.shape[1],
-                "pixel_spacing_mm": spacing, "total_counts": float(img.counts.sum(dtype=np.float64)),
+                "pixel_spacing_mm": _mean_spacing(img.pixel_spacing),
+                "total_counts": float(img.counts.sum(dtype=np.float64)),
                 "source_sha256": sha, "status": OK, "reason": "", "image_path": image_path,
                 "series_class": series.name, **came_in, "header_mirrored": "" if mirrored is None else mirrored,
             })

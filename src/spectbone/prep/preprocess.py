@@ -49,6 +49,7 @@ from spectbone.prep.crop import (FEET_FIRST_FLIPPED, CropBox, CropError, crop_re
                                  find_crop_box, orient_view, to_grey, view_counts_per_grey)
 from spectbone.prep.screen import TRUNCATED, screen_view
 from spectbone.util.atomic import atomic_path, save_csv, save_npy
+from spectbone.util.outputs import truthy
 from spectbone.util.runtime import add_common_arguments, error_reason, setup_logging
 
 log = logging.getLogger("spectbone.prep.preprocess")
@@ -96,11 +97,6 @@ def propagate_study_problems(table: pd.DataFrame) -> pd.DataFrame:
             table.at[idx, "keep"] = False
             table.at[idx, "reason"] = f"same study as {first['image_id']} ({first['view']}): {first['reason']}"
     return table
-
-
-def truthy(value) -> bool:
-    """A CSV cell read with keep_default_na=False ('True', 'False', '', 1, 0) as a bool."""
-    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 def usable_rows(manifest: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from spectbone.util.outputs import truthy
 from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.prep.split")
@@ -48,7 +49,7 @@ def split_patients(images: pd.DataFrame, test_fraction: float, val_fraction: flo
     out = images[["image_id", "patient_id", "view"]].copy()
     out["set"] = out["patient_id"].map(sets)
     if "lossy" in images and not allow_lossy_training:
-        lossy = images["lossy"].astype(str).str.strip().str.lower().isin(["true", "1"]).to_numpy()
+        lossy = images["lossy"].map(truthy).to_numpy(dtype=bool)
         dropped = lossy & out["set"].isin(["train", "val"]).to_numpy()
         if dropped.any():
             log.info("%d lossy-encoded views of training/validation patients left out of the split "
@@ -76,7 +77,7 @@ def add_arguments(parser, verb):
 def run(args):
     setup_logging(args.log)
     table = pd.read_csv(args.preprocess, keep_default_na=False)
-    kept = table[table["keep"].astype(str).str.lower() == "true"]
+    kept = table[table["keep"].map(truthy)]
     split = split_patients(kept, args.test_fraction, args.val_fraction, args.seed, args.n_test_images,
                            allow_lossy_training=args.allow_lossy_training)
     split.to_csv(args.out, index=False)

@@ -1,4 +1,5 @@
-"""Writing tables (CSV + Markdown) and figures (PNG + PDF) the same way everywhere."""
+"""Writing tables (CSV + Markdown) and figures (PNG + PDF) the same way everywhere, and reading back
+their boolean cells."""
 
 from __future__ import annotations
 
@@ -42,3 +43,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> None:
 
 def data_source_note(synthetic: bool) -> str:
     return SYNTHETIC_NOTE if synthetic else "Data: user-supplied DICOM studies."
+
+
+def truthy(value) -> bool:
+    """A boolean CSV cell as pandas reads it back ('True', 'False', '', 1, 0, True) as a bool."""
+    return str(value).strip().lower() in ("true", "1", "yes")
