@@ -9,7 +9,7 @@ CONFIG ?= config/config.yaml
 # queueing behind one another for a GPU that is not there. Expanded when `run` starts (after set-up).
 GPU_SLOTS ?= $(shell $(BIN)/python -c "import os, torch; print(torch.cuda.device_count() or os.cpu_count())" 2>/dev/null || echo 1)
 
-.PHONY: run test bench report dag clean-results
+.PHONY: run test bench report dag clean-results ship-count-model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -35,3 +35,6 @@ dag: $(STAMP)  ## rule graph as Mermaid (results/rulegraph.mmd), and as SVG wher
 
 clean-results:  ## delete the results folder of $(CONFIG) (keeps the other runs and results/README.md)
 	rm -rf results/$$(grep '^name:' $(CONFIG) | awk '{print $$2}')
+
+ship-count-model: $(STAMP)  ## copy the default run's count-domain EMANet into the package (what `spectbone denoise` uses by default)
+	$(BIN)/python scripts/ship_count_model.py results/default/models/emanet_counts.pt src/spectbone/models/data

@@ -25,6 +25,7 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/counts.smk"
 
 
 wildcard_constraints:

@@ -91,6 +91,25 @@ def test_figures_written_as_png_and_pdf(dag_run, f):
         assert path.exists() and path.stat().st_size > 5000
 
 
+def test_real_counts_table_and_figure(dag_run):
+    """Every registered method at every configured fraction, NM1 and phantom scores with intervals."""
+    from spectbone.counts.registry import SPECS
+
+    table = pd.read_csv(OUT / "tables" / "real_counts.csv")
+    assert set(table["method"]) == {s.key for s in SPECS}
+    assert set(table["fraction"]) == {0.25}  # config/test.yaml
+    for col in ("nm1_heldout", "phantom_psnr", "phantom_excess", "phantom_true"):
+        lo, hi = table[f"{col}_lo"], table[f"{col}_hi"]
+        finite = table[col].notna()
+        assert ((lo[finite] <= table[col][finite] + 1e-9) & (table[col][finite] <= hi[finite] + 1e-9)).all(), col
+    assert table.set_index("method").loc["emanet_finetuned", ["nm1", "phantom_psnr"]].isna().all()
+    assert table.set_index("method").loc["raw", ["nm1", "phantom_psnr"]].notna().all()
+    md = (OUT / "tables" / "real_counts.md").read_text()
+    assert "Half-time scan" in md and "[" in md
+    for ext in ("png", "pdf"):
+        assert (OUT / "figures" / f"real_counts_nm1.{ext}").stat().st_size > 0
+
+
 def test_claims_have_computed_verdicts(dag_run):
     claims = pd.read_csv(OUT / "claims.csv", dtype={"table": str}, keep_default_na=False)
     assert len(claims) >= 10
@@ -174,7 +193,7 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path, bad, named):
 
 
 REPORTING_RULES = ["table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table_blind",
-                   "preprocessing_table", "training_summary", "claims"] + [
+                   "preprocessing_table", "training_summary", "claims", "real_counts"] + [
     f"figure{f}" for f in ["07", "08", "09", "10", "11", "12", "13", "14", "15"]]
 
 

@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("spectbone.paper.params", "parameter count per network"),
     "bench": ("spectbone.bench.command", "benchmarks: training speed vs matmul peak, loader, BM3D"),
     "denoise": ("spectbone.infer.denoise", "denoise new DICOM studies with a trained EMANet"),
+    "count-views": ("spectbone.counts.views", "the phantom's native-sampling frames with truth, split by patient"),
+    "train-counts": ("spectbone.counts.training", "train the count-domain EMANet on thinned phantom counts"),
+    "finetune-counts": ("spectbone.counts.finetune", "adapt the count-domain EMANet to a site's scans (Noise2Noise)"),
+    "count-split": ("spectbone.counts.evaluate", "score methods on real counts by binomial count splitting"),
+    "real-counts": ("spectbone.counts.report", "the dose-reduction table and NM1 figure of the count family"),
     "bundle": ("spectbone.models.bundle", "one weights file for both stages: EMANet with its estimator inside"),
 }
 

@@ -146,6 +146,7 @@ def get_final_outputs():
     outputs += expand(f"{OUT}/figures/fig{{f}}.png", f=FIGURES)
     outputs += [f"{OUT}/claims.md", f"{OUT}/tables/params.csv", f"{OUT}/tables/training.csv"]
     outputs += [f"{OUT}/provenance.json", f"{OUT}/paper_notes.md"]
+    outputs += [f"{OUT}/tables/real_counts.csv", f"{OUT}/figures/real_counts_nm1.png"]  # the count-domain family
     if SYNTHETIC:
         outputs += [f"{OUT}/tables/table_blind.csv"]
         outputs += [f"{OUT}/tables/phantom_vs_nm1.csv", f"{OUT}/figures/phantom_vs_nm1.png",

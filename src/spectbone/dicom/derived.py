@@ -9,7 +9,13 @@ What a PACS and a validator expect of a processed copy (PS3.3 C.7.6.1 General Im
   processing operation") and a Derivation Code Sequence: CID 7203 has no "denoising" entry, so the
   nearest standard code, DCM 113087 "Smoothing", with Derivation Description naming the model,
   the package version and the weights' sha256;
-- attributes that describe the old pixels (smallest/largest value, icon) removed.
+- attributes that describe the old pixels (smallest/largest value, icon) removed;
+- the denoised values are estimates of expected counts, fractional: by default they are stored with
+  sub-count precision, 16-bit integers times a Rescale Slope (full range / 65535, Rescale Type "US").
+  Rounding to whole counts would add a quantisation error of variance 1/12 count^2 per pixel, as large
+  as a good denoiser's own error at short acquisitions. The NM IOD defines no Modality LUT, so dciodvfy
+  calls such a file a Standard Extended SOP Class (a warning, not an error); ``whole_counts=True`` keeps
+  the strict NM form (integer counts, a slope only when the maximum exceeds 65535).
 """
 
 from __future__ import annotations
@@ -36,15 +42,17 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
 
 
 def derived_dataset(source: pydicom.Dataset, frames: np.ndarray, description: str,
-                    series_description: str = "denoised") -> pydicom.Dataset:
+                    series_description: str = "denoised", whole_counts: bool = False) -> pydicom.Dataset:
     """A new derived NM instance holding `frames` (counts, shape (n, rows, cols)); `source` untouched."""
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim == 2:
         frames = frames[None]
     out = copy.deepcopy(source)
-    rounded = np.round(np.clip(frames, 0, None))
-    slope = max(1.0, float(rounded.max()) / 65535.0)
-    pixels = np.round(rounded / slope).astype(np.uint16)
+    rounded = np.round(np.clip(frames, 0, None)) if whole_counts else np.clip(frames, 0, None)
+    peak = float(rounded.max()) if rounded.size else 0.0
+    slope = max(1.0, peak / 65535.0) if whole_counts or peak <= 0 else peak / 65535.0
+    slope = float(f"{slope:.6g}")  # the value written (DS): pixels are computed with it
+    pixels = np.round(rounded / slope).clip(0, 65535).astype(np.uint16)
 
     out.file_meta = copy.deepcopy(source.file_meta)
     out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -67,7 +75,7 @@ def derived_dataset(source: pydicom.Dataset, frames: np.ndarray, description: st
     ref.PurposeOfReferenceCodeSequence = Sequence([_code(*PURPOSE_CODE)])
     out.SourceImageSequence = Sequence([ref])
     if "CountsAccumulated" in source:
-        out.CountsAccumulated = int(rounded.sum())
+        out.CountsAccumulated = int(round(float(rounded.sum())))
     for key in STALE:
         if key in out:
             del out[key]
@@ -75,9 +83,9 @@ def derived_dataset(source: pydicom.Dataset, frames: np.ndarray, description: st
     out.BitsAllocated, out.BitsStored, out.HighBit, out.PixelRepresentation = 16, 16, 15, 0
     out.SamplesPerPixel, out.PhotometricInterpretation = 1, "MONOCHROME2"
     if slope != 1.0:
-        out.RescaleSlope, out.RescaleIntercept = f"{slope:.6g}", "0"
+        out.RescaleSlope, out.RescaleIntercept, out.RescaleType = f"{slope:.6g}", "0", "US"
     else:
-        for key in ("RescaleSlope", "RescaleIntercept"):
+        for key in ("RescaleSlope", "RescaleIntercept", "RescaleType"):
             if key in out:
                 del out[key]
     out.PixelData = (pixels if pixels.shape[0] > 1 else pixels[0]).astype("<u2").tobytes()

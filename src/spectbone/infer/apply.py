@@ -11,6 +11,22 @@ import torch
 
 from spectbone.noise.poisson import MAX_GREY
 
+DIVISOR = 8  # the U-Nets pool three times
+MARGIN = 16  # mirrored rows/columns around a frame: its own borders never meet the networks' zero padding
+
+
+def mirror_pad(img: np.ndarray, m: int = DIVISOR, margin: int = MARGIN) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Mirror-pad by `margin`, then up to a multiple of `m`; returns (padded, slices of the frame).
+
+    Mirroring, not edge replication: a run of identical copied rows is a noise-free stripe that the
+    network turns into a band, and a frame border inside the padded image sees real-looking
+    surroundings instead of the convolutions' zeros (which made a bright rim). Shared by both model
+    families' whole-frame inference."""
+    h, w = img.shape
+    ph, pw = margin + (-(h + 2 * margin)) % m, margin + (-(w + 2 * margin)) % m
+    inside = (slice(margin, margin + h), slice(margin, margin + w))
+    return np.pad(img, ((margin, ph), (margin, pw)), mode="symmetric"), inside
+
 
 @torch.no_grad()
 def estimate_levels(estimator, images: np.ndarray, device, batch: int = 8) -> np.ndarray:

@@ -1,24 +1,30 @@
-"""`spectbone denoise`: apply a trained EMANet to new NM studies and write derived NM DICOM.
+"""`spectbone denoise`: apply a trained denoiser to new NM studies and write derived NM DICOM.
 
-Each frame is mapped to grey levels with the factor preprocessing would have given it for training
-(`grey_factor`: the 99.5th percentile of its shoulder-to-pelvis crop resized to the model's training
-size, one shared rule; applied without clipping, so no counts are lost), its noise level estimated by
-the stage-1 network (or given with --level), denoised at its native sampling inside a mirrored margin
-(the networks are fully convolutional), and mapped back to counts; where the original has no count in
-a whole neighbourhood (outside the patient) the output stays exactly 0. The output
-(`spectbone.dicom.derived`) keeps the original's rows, columns, frames and pixel spacing as a new
-DERIVED\\PRIMARY series that references its source and names the model, version and weights
-checksum; a PNG preview shows the original beside the denoised study. Patient attributes are carried
-over unchanged into the derived DICOM (it belongs in the same patient record) but never into logs or
-previews; logs name files by position.
+Two model families, told apart by the model file (``meta["family"]``) and said in the log, the
+derived DICOM and ``denoise.csv``:
 
-`--model` alone is enough: the stage-1 estimator is taken from the model file when embedded
-(`spectbone bundle`), else
-from ``estimator.pt`` beside it (the workflow's models/ folder); a network of the wrong kind is a
-clear error. Weights are only ever loaded with the safe weights-only unpickler. A folder in gives a
-folder out that mirrors its layout, plus ``denoise.csv`` (input, output, frames, levels,
-counts_per_grey, status, reason); a file that cannot be read is reported there and the rest go on.
-Outputs are written atomically.
+- **count-domain** (the default: the bundled ``spectbone/models/data/emanet_counts.pt``, trained by the
+  default run's `train_counts` on the phantom's native frames; `spectbone.counts`): counts in, counts
+  out at the scan's native sampling, the level map from the counts' own Poisson statistics. One file,
+  nothing else needed. This is the model for a hospital's scans.
+- **paper-protocol** (``models/emanet_*.pt`` of the paper's tables): each frame is mapped to grey levels
+  with the factor preprocessing would have given it for training (`grey_factor`: the 99.5th percentile
+  of its shoulder-to-pelvis crop resized to the model's training size, one shared rule; applied without
+  clipping, so no counts are lost), its noise level estimated by the stage-1 network (or given with
+  --level), denoised at its native sampling inside a mirrored margin, and mapped back to counts. Its
+  stage-1 estimator is taken from the model file when embedded (`spectbone bundle`), else from
+  ``estimator.pt`` beside it; a network of the wrong kind is a clear error.
+
+``--method`` runs any deployable method of the registry (`spectbone.counts.registry`) instead, e.g.
+``anscombe_bm3d``. Either way, where the original has no count in a whole neighbourhood (outside the
+patient) the output stays exactly 0. The output (`spectbone.dicom.derived`) keeps the original's rows,
+columns, frames and pixel spacing as a new DERIVED\\PRIMARY series that references its source and names
+the method, model, version and weights checksum; a PNG preview shows the original beside the denoised
+study. Patient attributes are carried over unchanged into the derived DICOM (it belongs in the same
+patient record) but never into logs or previews; logs name files by position. Weights are only ever
+loaded with the safe weights-only unpickler. A folder in gives a folder out that mirrors its layout,
+plus ``denoise.csv`` (input, output, frames, family, levels, counts_per_grey, status, reason); a file
+that cannot be read is reported there and the rest go on. Outputs are written atomically.
 """
 
 from __future__ import annotations
@@ -30,28 +36,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spectbone.counts.domain import FAMILY as COUNT_FAMILY
+from spectbone.counts.domain import empty_neighbourhood
 from spectbone.dicom.derived import derived_dataset
 from spectbone.util.atomic import atomic_path, save_csv, save_dicom
 from spectbone.util.hashing import sha256_file
 from spectbone.util.runtime import add_common_arguments, pick_device, set_threads, setup_logging
 
 log = logging.getLogger("spectbone.infer.denoise")
-DIVISOR = 8  # the U-Nets pool three times
-MARGIN = 16  # mirrored rows/columns around the frame: its own borders never meet the networks' zero padding
 EMPTY_RADIUS = 4  # output is exactly 0 where the original has no count within this many pixels
 DEFAULT_SIZE = 256  # preprocessing size assumed for a model file that does not record its own (the paper's)
+PAPER_FAMILY = "paper-protocol"
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "data" / "emanet_counts.pt"
 
 
-def _pad(img: np.ndarray, m: int = DIVISOR, margin: int = MARGIN) -> tuple[np.ndarray, tuple[slice, slice]]:
-    """Mirror-pad by `margin`, then up to a multiple of `m`; returns (padded, slices of the frame).
-
-    Mirroring, not edge replication: a run of identical copied rows is a noise-free stripe that the
-    network turns into a band, and a frame border inside the padded image sees real-looking
-    surroundings instead of the convolutions' zeros (which made a bright rim)."""
-    h, w = img.shape
-    ph, pw = margin + (-(h + 2 * margin)) % m, margin + (-(w + 2 * margin)) % m
-    inside = (slice(margin, margin + h), slice(margin, margin + w))
-    return np.pad(img, ((margin, ph), (margin, pw)), mode="symmetric"), inside
+def model_family(meta: dict) -> str:
+    """The family a model file belongs to: count-domain (recorded by `train-counts`) or paper-protocol."""
+    return str(meta.get("family") or PAPER_FAMILY)
 
 
 def training_size(meta: dict) -> int:
@@ -87,13 +88,6 @@ def grey_factor(counts: np.ndarray, size: int, frame: int = 1) -> float:
         return float(np.percentile(body, GREY_PERCENTILE)) / GREY_MAX
 
 
-def empty_neighbourhood(counts: np.ndarray, radius: int = EMPTY_RADIUS) -> np.ndarray:
-    """Pixels with no count anywhere within `radius` (a square): outside the patient and the scatter."""
-    from scipy import ndimage as ndi
-
-    return ~ndi.binary_dilation(counts > 0, structure=np.ones((3, 3), bool), iterations=radius)
-
-
 def denoise_counts(counts: np.ndarray, model, kind: str, estimator, device, level: float | None, size: int,
                    frame: int = 1) -> tuple[np.ndarray, float, float]:
     """Counts in, counts out: (denoised counts, noise level, counts per grey level).
@@ -102,7 +96,7 @@ def denoise_counts(counts: np.ndarray, model, kind: str, estimator, device, leve
     on the frame itself, denoising at native sampling inside a mirrored margin, inverse mapping. Where
     the original has no count in the whole neighbourhood the output is exactly 0: there the network
     sees a flat zero plane, unlike anything in training, and its biases would paint a floor."""
-    from spectbone.infer.apply import denoise_batch, estimate_levels
+    from spectbone.infer.apply import denoise_batch, estimate_levels, mirror_pad
 
     counts = np.asarray(counts, dtype=np.float32)
     cpg = grey_factor(counts, size, frame)
@@ -110,7 +104,7 @@ def denoise_counts(counts: np.ndarray, model, kind: str, estimator, device, leve
         return np.zeros_like(counts), float(level or 0.0), 0.0
     grey = counts / np.float32(cpg)
     sigma = np.array([level], np.float32) if level is not None else estimate_levels(estimator, grey[None], device)
-    padded, inside = _pad(grey)
+    padded, inside = mirror_pad(grey)
     out = denoise_batch(model, kind, padded[None], sigma, device)[0][inside]
     out = np.clip(out * cpg, 0, None)
     out[empty_neighbourhood(counts)] = 0.0
@@ -167,12 +161,20 @@ def noise_level(text: str) -> float:
 
 
 def add_arguments(parser, verb):
+    from spectbone.counts.registry import SPECS
+
     parser.add_argument("input", help="a DICOM file or a folder of them")
     parser.add_argument("-o", "--out", required=True, help="output .dcm (one input file) or folder")
-    parser.add_argument("--model", required=True, help="denoiser weights (models/emanet_*.pt)")
-    parser.add_argument("--estimator", help="stage-1 weights; default: embedded in --model, else estimator.pt beside it")
+    parser.add_argument("--model", default=None,
+                        help="denoiser weights; default: the bundled count-domain EMANet (models/data/emanet_counts.pt)")
+    parser.add_argument("--method", default=None, choices=[s.key for s in SPECS if s.deployable],
+                        help="a registered method instead of the model file's own (e.g. anscombe_bm3d, no model)")
+    parser.add_argument("--estimator", help="paper-protocol model: stage-1 weights; default: embedded in --model, "
+                                            "else estimator.pt beside it")
     parser.add_argument("--level", type=noise_level, default=None,
-                        help="noise level in grey levels, 0 < level <= 255 (skips the stage-1 estimate)")
+                        help="paper-protocol model: noise level in grey levels, 0 < level <= 255 (skips stage 1)")
+    parser.add_argument("--whole-counts", action="store_true",
+                        help="store whole counts (the strict NM IOD) instead of sub-count precision via Rescale Slope")
     add_common_arguments(parser, threads=True, device=True)
 
 
@@ -216,32 +218,78 @@ def _target(out: Path, root: Path, path: Path, single: bool) -> Path:
     return out / (rel if rel.suffix else rel.with_name(rel.name + ".dcm"))
 
 
+class FrameDenoiser:
+    """One frame's counts -> (denoised counts, level text, counts-per-grey text), and what to say about it."""
+
+    def __init__(self, args, device):
+        from spectbone.counts.methods import Context, method
+        from spectbone.models import WeightsRejected, load_model
+
+        self.device, self.level, self.size = device, args.level, DEFAULT_SIZE
+        self.model = self.meta = self.estimator = None
+        model_path = Path(args.model) if args.model else (BUNDLED_MODEL if args.method is None else None)
+        if args.method and method(args.method).model is None:
+            if args.model:
+                raise SystemExit(f"--method {args.method} takes no model file")
+            model_path = None
+        self.family, notes = "classical", []
+        if model_path is not None:
+            if not model_path.is_file():
+                raise SystemExit(f"{model_path.name}: no such file" + (
+                    " (the bundled count-domain model is missing from this installation: give --model)"
+                    if model_path == BUNDLED_MODEL else ""))
+            try:
+                self.model, self.meta = load_model(model_path, map_location=device)
+            except WeightsRejected as exc:
+                raise SystemExit(str(exc)) from None
+            kind = self.meta.get("kind", "emanet")
+            if kind not in DENOISERS:
+                raise SystemExit(f"{model_path.name} is a {kind!r} network, not a denoiser "
+                                 f"({', '.join(sorted(DENOISERS))})")
+            self.kind, self.family = kind, model_family(self.meta)
+            notes.append(f"model {model_path.name} ({self.family} family, {kind}, sha256 "
+                         f"{sha256_file(model_path)[:16]}, spectbone {package_version()})")
+        key = args.method or ("emanet_counts" if self.family == COUNT_FAMILY else "emanet_paper")
+        if self.family == COUNT_FAMILY and key == "emanet_paper":
+            raise SystemExit(f"{model_path.name} is a count-domain model; --method emanet_paper needs a paper-protocol one")
+        if self.family == PAPER_FAMILY and key in ("emanet_counts", "emanet_finetuned"):
+            raise SystemExit(f"{model_path.name} is a paper-protocol model, not a count-domain one")
+        if self.family != PAPER_FAMILY and (args.level is not None or args.estimator):
+            raise SystemExit("--level and --estimator apply to paper-protocol models only (the count-domain family "
+                             "reads the noise level from the counts' Poisson statistics)")
+        self.method = method(key)
+        self.ctx = Context(device=device)
+        if self.model is not None:
+            self.model.to(device)
+            self.ctx.models[self.method.model] = (self.model, self.meta)
+        if key == "emanet_paper":
+            self.size = training_size(self.meta)
+            notes.append("noise level given (--level)")
+            if args.level is None:
+                self.estimator, est_note = resolve_estimator(model_path, self.meta, args.estimator, device)
+                notes[-1] = est_note
+                log.info("level map: %s", est_note)
+        self.label = self.method.label
+        self.note = "; ".join([f"method {self.method.label}"] + notes)
+        log.info("%s", self.note)
+
+    def __call__(self, counts: np.ndarray, frame: int) -> tuple[np.ndarray, str, str]:
+        if self.method.key == "emanet_paper":
+            out, sigma, cpg = denoise_counts(counts, self.model, self.kind, self.estimator, self.device, self.level,
+                                             self.size, frame=frame)
+            return out, f"{sigma:.1f}", f"{cpg:.6g}"
+        out = np.clip(self.method.apply(np.asarray(counts, np.float32), self.ctx), 0, None).astype(np.float32)
+        out[empty_neighbourhood(counts)] = 0.0
+        return out, "", ""
+
+
 def run(args):
     from spectbone.dicom.read import DicomRejected, read_nm_images
-    from spectbone.models import WeightsRejected, load_model
 
     setup_logging(args.log)
     set_threads(args.threads)
     device = pick_device(args.device)
-    model_path = Path(args.model)
-    try:
-        model, meta = load_model(model_path, map_location=device)
-    except (WeightsRejected, FileNotFoundError) as exc:
-        raise SystemExit(str(exc) if isinstance(exc, WeightsRejected) else f"{model_path.name}: no such file")
-    kind = meta.get("kind", "emanet")
-    if kind not in DENOISERS:
-        raise SystemExit(f"{model_path.name} is a {kind!r} network, not a denoiser ({', '.join(sorted(DENOISERS))})")
-    model.to(device)
-    size = training_size(meta)
-    estimator, est_note = None, "noise level given (--level)"
-    if args.level is None:
-        try:
-            estimator, est_note = resolve_estimator(model_path, meta, args.estimator, device)
-        except WeightsRejected as exc:
-            raise SystemExit(str(exc)) from None
-        log.info("level map: %s", est_note)
-    model_note = (f"model {model_path.name} ({kind}, sha256 {sha256_file(model_path)[:16]}, spectbone "
-                  f"{package_version()})")
+    denoiser = FrameDenoiser(args, device)
     src = Path(args.input)
     files = inputs_of(src)
     root = src if src.is_dir() else src.parent
@@ -249,12 +297,11 @@ def run(args):
     single = not src.is_dir() and out.suffix.lower() == ".dcm"
     rows, failures = [], 0
     for n, path in enumerate(files, start=1):
-        row = {"input": path.relative_to(root).as_posix(), "output": "", "frames": 0, "levels": "",
-               "counts_per_grey": "", "status": "ok", "reason": ""}
+        row = {"input": path.relative_to(root).as_posix(), "output": "", "frames": 0, "family": denoiser.family,
+               "method": denoiser.method.key, "levels": "", "counts_per_grey": "", "status": "ok", "reason": ""}
         try:
             images = read_nm_images(path)
-            results = [denoise_counts(im.counts, model, kind, estimator, device, args.level, size, frame=i)
-                       for i, im in enumerate(images, start=1)]
+            results = [denoiser(im.counts, i) for i, im in enumerate(images, start=1)]
         except MemoryError:
             raise
         except Exception as err:  # a bad file is reported; the rest go on
@@ -265,18 +312,22 @@ def run(args):
             failures += 1
             continue
         frames = np.stack([r[0] for r in results])
-        levels = ", ".join(f"{r[1]:.1f}" for r in results)
-        factors = ", ".join(f"{r[2]:.6g}" for r in results)
-        description = (f"EMANet two-stage denoising (spectbone): {model_note}; {est_note}; noise level "
-                       f"{levels} grey levels; counts per grey level {factors} (99.5th percentile of the "
-                       f"shoulder-to-pelvis crop at {size} px, as in training), denoised, mapped back")
+        levels = ", ".join(r[1] for r in results) if denoiser.method.key == "emanet_paper" else ""
+        factors = ", ".join(r[2] for r in results) if denoiser.method.key == "emanet_paper" else ""
+        description = f"spectbone denoising: {denoiser.note}"
+        if levels:
+            description += (f"; noise level {levels} grey levels; counts per grey level {factors} (99.5th percentile "
+                            f"of the shoulder-to-pelvis crop at {denoiser.size} px, as in training), denoised, mapped "
+                            "back")
         target = _target(out, root, path, single)
-        save_dicom(target, derived_dataset(images[0].dataset, frames, description, "EMANet denoised"))
+        save_dicom(target, derived_dataset(images[0].dataset, frames, description, denoiser.label[:64],
+                                           whole_counts=args.whole_counts))
         preview(np.stack([im.counts for im in images]), frames, target.with_suffix(".png"))
         row.update(output=target.relative_to(out).as_posix() if not single else target.name,
                    frames=len(images), levels=levels, counts_per_grey=factors)
         rows.append(row)
-        log.info("file #%d: %d frame(s), level %s (written; see denoise.csv)", n, len(images), levels)
+        log.info("file #%d: %d frame(s) denoised (%s)%s (written; see denoise.csv)", n, len(images),
+                 denoiser.family, f", level {levels}" if levels else "")
     if not single:
         save_csv(out / "denoise.csv", pd.DataFrame(rows, columns=list(rows[0]) if rows else ["input", "output"]))
     if failures == len(files):

@@ -1,0 +1,200 @@
+# The deployable count-domain family (package spectbone.counts): the phantom's native frames, the
+# count-domain EMANet, its self-supervised fine-tuning on the site's scans (NM1 in the default run, the
+# studies of data.dicom_dir when set), count-split scores of every registered method, the dose-reduction
+# table and figure. The paper's tables do not read any of it.
+import importlib.util
+import sys
+
+_spec = importlib.util.spec_from_file_location(
+    "spectbone_count_registry", os.path.join(workflow.basedir, "src", "spectbone", "counts", "registry.py"))
+COUNT_REGISTRY = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(COUNT_REGISTRY)  # the method registry, read without the package's dependencies
+
+CT = config["counts"]
+PHANTOM_COHORT, PHANTOM_TRUTH = f"{RES}/cohort", f"{RES}/truth"  # the phantom is synthesised in every mode
+SITES = ["nm1"] + ([] if SYNTHETIC else ["site"])
+COUNT_DATASETS = SITES + ["phantom"]
+COUNT_MODELS = {"counts": f"{OUT}/models/emanet_counts.pt"}
+
+
+def count_jobs():
+    """(dataset, method) of every count-split job: the fine-tuned model only on the sites' own scans."""
+    return [(d, s.key) for d in COUNT_DATASETS for s in COUNT_REGISTRY.SPECS if not (s.site_only and d == "phantom")]
+
+
+def count_split_inputs(wildcards):
+    """The files one count-split job reads: its data set and the model its method needs (registry)."""
+    spec = COUNT_REGISTRY.BY_KEY[wildcards.cmethod]
+    inputs = {}
+    if wildcards.dataset == "phantom":
+        inputs["views"] = f"{OUT}/counts/phantom_views.npz"
+    elif wildcards.dataset == "site":
+        inputs["manifest"] = f"{OUT}/convert/manifest.csv"
+    if spec.model == "counts":
+        inputs["model"] = COUNT_MODELS["counts"]
+    elif spec.model == "finetuned":
+        inputs["model"] = f"{OUT}/models/emanet_finetuned_{wildcards.dataset}.pt"
+    elif spec.model == "paper":
+        inputs.update(model=f"{OUT}/models/{MAIN_EMANET}.pt", estimator=f"{OUT}/models/estimator.pt")
+    return inputs
+
+
+def count_split_args(wildcards, input):
+    return " ".join(f"--{k} {v}" for k, v in input.items())
+
+
+def count_report_inputs(wildcards):
+    """Every count-split output the report reads, by its --input key."""
+    inputs = {}
+    for d, m in count_jobs():
+        inputs[f"tiles:{d}:{m}"] = f"{OUT}/counts/eval/{d}/{m}.csv"
+        inputs[f"frames:{d}:{m}"] = f"{OUT}/counts/eval/{d}/{m}_frames.csv"
+        if d == "nm1":
+            inputs[f"example:{m}"] = f"{OUT}/counts/eval/{d}/{m}.npz"
+    return inputs
+
+
+rule count_views:
+    input:
+        cohort=PHANTOM_COHORT,
+        truth=PHANTOM_TRUTH,
+    output:
+        f"{OUT}/counts/phantom_views.npz",
+    params:
+        val=CT["val_patients"],
+        test=CT["test_patients"],
+        seed=config["seed"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/count_views/count_views.log",
+    shell:
+        "spectbone count-views --cohort {input.cohort} --truth {input.truth} --out {output}"
+        " --val-patients {params.val} --test-patients {params.test} --seed {params.seed} --log {log}"
+
+
+rule train_counts:
+    input:
+        views=f"{OUT}/counts/phantom_views.npz",
+    output:
+        weights=COUNT_MODELS["counts"],
+        history=f"{OUT}/training/emanet_counts.csv",
+    params:
+        ckpt=f"{OUT}/checkpoints/emanet_counts",
+        curve=history_stem,
+        width=CT["width"],
+        patch=CT["patch"],
+        fractions=CT["train_fractions"],
+        epochs=CT["epochs"],
+        samples=CT["samples_per_epoch"],
+        batch=TR["batch_size"],
+        lr=CT["lr"],
+        seed=config["seed"],
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/train_counts/emanet_counts.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_counts/emanet_counts.tsv"
+    shell:
+        "spectbone train-counts --views {input.views} --width {params.width} --patch {params.patch}"
+        " --fractions {params.fractions} --epochs {params.epochs} --samples-per-epoch {params.samples}"
+        " --batch-size {params.batch} --lr {params.lr} --seed {params.seed} --out {output.weights}"
+        " --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve} --threads {threads} --log {log}"
+
+
+rule finetune_counts:
+    input:
+        unpack(lambda wildcards: {"manifest": f"{OUT}/convert/manifest.csv"} if wildcards.site == "site" else {}),
+        model=COUNT_MODELS["counts"],
+    output:
+        weights=f"{OUT}/models/emanet_finetuned_{{site}}.pt",
+        history=f"{OUT}/training/emanet_finetuned_{{site}}.csv",
+    wildcard_constraints:
+        site="|".join(SITES),
+    params:
+        ckpt=f"{OUT}/checkpoints/emanet_finetuned_{{site}}",
+        curve=history_stem,
+        manifest=lambda wildcards, input: f"--manifest {input.manifest}" if "manifest" in input.keys() else "",
+        patch=CT["patch"],
+        fractions=CT["finetune"]["fractions"],
+        epochs=CT["finetune"]["epochs"],
+        samples=CT["finetune"]["samples_per_epoch"],
+        lr=CT["finetune"]["lr"],
+        batch=TR["batch_size"],
+        seed=config["seed"],
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/finetune_counts/{{site}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/finetune_counts/{{site}}.tsv"
+    shell:
+        "spectbone finetune-counts --model {input.model} --dataset {wildcards.site} {params.manifest}"
+        " --holdout-seed {params.seed} --patch {params.patch} --fractions {params.fractions} --epochs {params.epochs}"
+        " --samples-per-epoch {params.samples} --batch-size {params.batch} --lr {params.lr} --seed {params.seed}"
+        " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
+        " --threads {threads} --log {log}"
+
+
+rule count_split:
+    input:
+        unpack(count_split_inputs),
+    output:
+        tiles=f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}.csv",
+        frames=f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}_frames.csv",
+        example=f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}.npz",
+    wildcard_constraints:
+        dataset="|".join(COUNT_DATASETS),
+        cmethod="|".join(COUNT_REGISTRY.BY_KEY),
+    params:
+        inputs=count_split_args,
+        fractions=",".join(f"{float(f):g}" for f in CT["fractions"]),
+        seeds=lambda wildcards: ",".join(str(s) for s in range(CT["phantom_seeds"] if wildcards.dataset == "phantom"
+                                                                else CT["seeds"])),
+        holdout=config["seed"],
+    threads: 1
+    resources:
+        gpu=lambda wildcards: int(COUNT_REGISTRY.BY_KEY[wildcards.cmethod].model is not None),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/count_split/{{dataset}}_{{cmethod}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/count_split/{{dataset}}_{{cmethod}}.tsv"
+    shell:
+        "spectbone count-split --dataset {wildcards.dataset} --method {wildcards.cmethod} {params.inputs}"
+        " --fractions {params.fractions} --seeds {params.seeds} --holdout-seed {params.holdout}"
+        " --out {output.tiles} --frames {output.frames} --example {output.example} --threads {threads} --log {log}"
+
+
+rule real_counts:
+    input:
+        unpack(count_report_inputs),
+    output:
+        table=report(f"{OUT}/tables/real_counts.csv", caption="../report/real_counts.rst", category="Real counts"),
+        md=f"{OUT}/tables/real_counts.md",
+        figure=report(f"{OUT}/figures/real_counts_nm1.png", caption="../report/real_counts.rst",
+                      category="Real counts"),
+    params:
+        inputs=input_args,
+        synthetic="--synthetic" if SYNTHETIC else "",
+        bootstrap=EV["bootstrap"],
+        seed=config["seed"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/real_counts/real_counts.log",
+    shell:
+        "spectbone real-counts {params.inputs} --table {output.table} --figure {output.figure}"
+        " --bootstrap {params.bootstrap} --seed {params.seed} {params.synthetic} --log {log}"
