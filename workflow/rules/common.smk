@@ -90,8 +90,9 @@ def all_methods():
 
 
 def bm3d_chunks():
-    """BM3D runs as one job per test level (plus the blind originals), so --cores N uses every core."""
-    return [str(level) for level in TEST_LEVELS] + ["blind"]
+    """BM3D runs as one job per test level plus the blind originals (the shared level estimate, and with
+    truth the oracle level: spectbone.infer.levels), so --cores N uses every core."""
+    return [str(level) for level in TEST_LEVELS] + ["blind"] + (["oracle"] if TRUTH else [])
 
 
 def infer_parts(wildcards):

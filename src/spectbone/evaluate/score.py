@@ -2,7 +2,9 @@
 
 Paper protocol: the original (acquired) image is taken as clean: psnr, ssim, rmse.
 Truth: the phantom's noiseless expected counts, which the paper could not have: *_truth columns.
-Blind rows (noise_level 0) score the denoised *originals* against the truth only.
+Blind rows (noise_level 0) score the denoised *originals* against the truth only (``evaluate.rows``).
+Every scored image, and every image the segmenter reads, passes the one scoring rule first
+(``evaluate.rule``: clipped to [0, 255] as the references are).
 Segmentation: the lesion U-Net on the originals and on each method's blind-denoised originals, pooled
 (Table 8) and as pixel counts per image (for the claims' bootstrap over test images).
 """
@@ -18,6 +20,8 @@ import torch
 
 from spectbone.noise.augment import load_testset
 from spectbone.evaluate.metrics import psnr, rmse, ssim
+from spectbone.evaluate.rows import ESTIMATED, ORACLE
+from spectbone.evaluate.rule import as_scored
 from spectbone.noise.poisson import MAX_GREY
 from spectbone.util.runtime import add_common_arguments, pick_device, set_threads, setup_logging
 
@@ -25,46 +29,62 @@ log = logging.getLogger("spectbone.evaluate.score")
 METRICS = {"psnr": psnr, "ssim": ssim, "rmse": rmse}
 
 
-def gather_outputs(method: str, testset: dict, parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Denoised test images [L, N, H, W] and blind-denoised originals [N, H, W] of one method."""
+def gather_outputs(method: str, testset: dict, parts: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A method's outputs: denoised test images [L, N, H, W], the levels it was given there [L, N]
+    (NaN where it takes none), and its blind-denoised originals {blind level: (images [N, H, W], levels [N])}."""
+    nan_levels = np.full(testset["noisy"].shape[:2], np.nan, np.float32)
     if method == "noisy":
-        return testset["noisy"], testset["clean"]
+        return testset["noisy"], nan_levels, {ESTIMATED: (testset["clean"], np.full(len(testset["clean"]), np.nan))}
     levels = list(testset["levels"])
-    denoised, blind = np.full_like(testset["noisy"], np.nan), None
+    denoised, given, blind = np.full_like(testset["noisy"], np.nan), nan_levels.copy(), {}
     for part in parts:
         with np.load(part) as z:
-            if "level" in z.files:  # one BM3D chunk
+            if "level" in z.files:  # one BM3D chunk: a test level, or the originals at one blind level
                 if int(z["level"]) == 0:
-                    blind = z["denoised"]
+                    which = str(z["blind_level"]) if "blind_level" in z.files else ESTIMATED
+                    blind[which] = (z["denoised"], z["sigma_used"])
                 else:
-                    denoised[levels.index(int(z["level"]))] = z["denoised"]
+                    li = levels.index(int(z["level"]))
+                    denoised[li], given[li] = z["denoised"], z["sigma_used"]
             else:
-                denoised, blind = z["denoised"], z["blind"]
-    if blind is None or np.isnan(denoised).any():
+                takes_level = bool(z["takes_level"]) if "takes_level" in z.files else True
+                denoised = z["denoised"]
+                if takes_level:
+                    given = z["sigma_used"]
+                for which in (ESTIMATED, ORACLE):
+                    key = "blind" if which == ESTIMATED else f"blind_{which}"
+                    if key in z.files:
+                        sigma = z[f"{key}_sigma"] if takes_level and f"{key}_sigma" in z.files else \
+                            np.full(len(z[key]), np.nan)
+                        blind[which] = (z[key], sigma)
+    if ESTIMATED not in blind or np.isnan(denoised).any():
         raise ValueError(f"{method}: the inference parts do not cover every test level and the blind set")
-    return denoised, blind
+    return denoised, given, blind
 
 
 def score(image: np.ndarray, reference: np.ndarray) -> dict:
-    return {name: fn(reference, image) for name, fn in METRICS.items()}
+    """Every metric of one image against one reference, under the scoring rule (``evaluate.rule``)."""
+    return {name: fn(reference, as_scored(image)) for name, fn in METRICS.items()}
 
 
 def denoising_scores(method: str, testset: dict, parts: list[str]) -> pd.DataFrame:
-    denoised, blind = gather_outputs(method, testset, parts)
+    """Per-image scores (layout: ``evaluate.rows``) of one method at every test level and blind."""
+    denoised, given, blind = gather_outputs(method, testset, parts)
     truth = testset.get("truth")
     rows = []
     for li, level in enumerate(testset["levels"]):
         for n, image_id in enumerate(testset["image_id"]):
-            row = {"method": method, "image_id": str(image_id), "noise_level": int(level),
-                   **score(denoised[li, n], testset["clean"][n])}
+            row = {"method": method, "image_id": str(image_id), "noise_level": int(level), "blind_level": "",
+                   "level_given": float(given[li, n]), **score(denoised[li, n], testset["clean"][n])}
             if truth is not None:
                 row.update({f"{k}_truth": v for k, v in score(denoised[li, n], truth[n]).items()})
             rows.append(row)
-    if truth is not None:  # blind: the denoised original against the truth
-        for n, image_id in enumerate(testset["image_id"]):
-            rows.append({"method": method, "image_id": str(image_id), "noise_level": 0,
-                         **{k: np.nan for k in METRICS},
-                         **{f"{k}_truth": v for k, v in score(blind[n], truth[n]).items()}})
+    if truth is not None:  # blind: the denoised original against the truth, at each level it was given
+        for which, (images, sigmas) in blind.items():
+            for n, image_id in enumerate(testset["image_id"]):
+                rows.append({"method": method, "image_id": str(image_id), "noise_level": 0, "blind_level": which,
+                             "level_given": float(sigmas[n]), **{k: np.nan for k in METRICS},
+                             **{f"{k}_truth": v for k, v in score(images[n], truth[n]).items()}})
     return pd.DataFrame(rows)
 
 
@@ -106,10 +126,11 @@ def evaluate_segmentation(testset, segmenter_path, parts, names, device):
     inputs = {"Original": testset["clean"]}
     for name, part in zip(names, parts):
         with np.load(part) as z:
-            inputs[name] = z["denoised"] if "level" in z.files else z["blind"]
+            inputs[name] = z["denoised"] if "level" in z.files else z["blind"]  # the shared blind level
     rows, per_image, masks = [], [], {"image": testset["clean"], "lesions": testset["lesions"]}
     for name, images in inputs.items():
-        prob = segment(model, images.astype(np.float32), device)
+        images = as_scored(images).astype(np.float32)
+        prob = segment(model, images, device)
         rows.append({"method": name, **segmentation_scores(prob, testset["lesions"], threshold),
                      "threshold": threshold})
         counts = segmentation_counts(prob, testset["lesions"], threshold)
@@ -117,7 +138,7 @@ def evaluate_segmentation(testset, segmenter_path, parts, names, device):
         counts.insert(0, "method", name)
         per_image.append(counts)
         masks[f"pred_{name}"] = (prob >= threshold).astype(np.uint8)
-        masks[f"input_{name}"] = images.astype(np.float32)
+        masks[f"input_{name}"] = images
     return pd.DataFrame(rows), pd.concat(per_image, ignore_index=True), masks
 
 
