@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from spectbone.evaluate.metrics import bootstrap_ci  # noqa: E402
+from spectbone.evaluate.rule import as_scored  # noqa: E402
 from spectbone.paper import table2 as t2  # noqa: E402
 from spectbone.paper import zooms  # noqa: E402
 from spectbone.util.methods import display_name  # noqa: E402
@@ -177,7 +178,7 @@ def _method_panels(inputs, shown: Shown, level_index=None, keys=METHODS) -> list
             img = shown.at(z["denoised"])
         else:
             img = shown.at(z["blind"] if level_index is None else z["denoised"][level_index])
-        panels.append(Panel(display_name(key), img))
+        panels.append(Panel(display_name(key), as_scored(img)))  # shown as scored (evaluate.rule)
     return panels
 
 

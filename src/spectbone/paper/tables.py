@@ -192,10 +192,13 @@ def lattice_notes(est: pd.DataFrame, has_truth: bool) -> list[str]:
     cells = {v: {m: mean_rmse(v, m) for m in methods} for v in VARIANTS}
     line = "; ".join(f"{v}: " + ", ".join(f"{m} {cells[v][m]:.2f}" for m in methods) for v in VARIANTS)
     ours_ratio = {v: cells[v]["Ours"] / cells[AS_DRAWN]["Ours"] for v in (ROUNDED, DITHERED)}
+    read_off = est[(est["variant"] == AS_DRAWN) & (est["method"] == "Lattice")]
+    give_away = (f" (as drawn, the read-off's RMSE against the nominal level is "
+                 f"{_rmse(read_off['estimate'], read_off['noise_level']):.3f})" if len(read_off) else "")
     verdict = ("relies on the lattice" if max(ours_ratio.values()) > LATTICE_RELIANCE else
                "does not rely on the lattice")
     return [f"Lattice give-away (noise.lattice): our noise puts every noisy pixel on a grid of spacing sigma^2 / mean, "
-            f"from which 'Lattice' reads the level without estimating any noise. RMSE against "
+            f"from which 'Lattice' reads the level without estimating any noise{give_away}. RMSE against "
             f"{'the true total noise of each variant' if has_truth else 'the nominal level'}, mean over levels, on the "
             f"same test images as drawn, rounded to 8-bit integers, and with a sub-lattice dither: {line}. Our "
             f"estimator's RMSE changes by x{ours_ratio[ROUNDED]:.2f} (rounded) and x{ours_ratio[DITHERED]:.2f} "
