@@ -148,7 +148,7 @@ def get_final_outputs():
     outputs += [f"{OUT}/claims.md", f"{OUT}/tables/params.csv", f"{OUT}/tables/training.csv"]
     outputs += [f"{OUT}/provenance.json", f"{OUT}/paper_notes.md"]
     if SYNTHETIC:
-        outputs += [f"{OUT}/tables/table_blind.csv"]
+        outputs += [f"{OUT}/tables/table_blind.csv", f"{OUT}/figures/segmentation_threshold.png"]
         outputs += [f"{OUT}/tables/phantom_vs_nm1.csv", f"{OUT}/figures/phantom_vs_nm1.png",
                     f"{OUT}/tables/preprocessing.csv"]
     return outputs

@@ -113,33 +113,59 @@ def segmentation_scores(prob: np.ndarray, truth: np.ndarray, threshold: float = 
             "recall": tp / (tp + fn) if tp + fn else 0.0}
 
 
-def evaluate_segmentation(testset, segmenter_path, parts, names, device):
+def evaluate_segmentation(testset, segmenter_path, parts, names, device, validation, n_boot: int = 200, seed: int = 0):
+    """Table 8: the segmenter on the originals and each method's blind-denoised originals, at the cut chosen
+    on the validation images ``validation = (images, masks)`` (``evaluate.threshold``).
+
+    Returns the pooled scores, per-image counts, the masks for Fig. 15 and the IoU-vs-threshold curve."""
+    from spectbone.evaluate.threshold import choose_threshold, counts_by_threshold, pooled_iou
     from spectbone.models import load_model
 
     if "lesions" not in testset:
         raise ValueError("the test set has no lesion masks (no truth): Table 8 needs the phantom or real masks")
-    model, meta = load_model(segmenter_path, map_location=device)
+    model, _ = load_model(segmenter_path, map_location=device)
     model.to(device)
-    threshold = float(meta.get("threshold", 0.5))  # chosen on the validation images at training time
-    log.info("segmentation threshold %.2f (%s)", threshold,
-             "from the validation images" if "threshold" in meta else "default")
+    val_images, val_masks = validation
+    choice = choose_threshold(segment(model, as_scored(val_images).astype(np.float32), device), val_masks, n_boot, seed)
+    threshold = choice.threshold
+    log.info("segmentation threshold %.3f (pooled validation IoU %.3f on %d images, %d lesion pixels; stable "
+             "%.3f-%.3f)%s", threshold, choice.val_iou, choice.n_images, choice.lesion_pixels, *choice.stable,
+             " AT THE EDGE OF THE GRID" if choice.at_edge else "")
     inputs = {"Original": testset["clean"]}
     for name, part in zip(names, parts):
         with np.load(part) as z:
             inputs[name] = z["denoised"] if "level" in z.files else z["blind"]  # the shared blind level
     rows, per_image, masks = [], [], {"image": testset["clean"], "lesions": testset["lesions"]}
+    curve = choice.curve
     for name, images in inputs.items():
         images = as_scored(images).astype(np.float32)
         prob = segment(model, images, device)
+        if name == "Original":  # shown beside the validation curve, never used for the choice
+            curve = curve.assign(iou_test_original=pooled_iou(counts_by_threshold(prob, testset["lesions"])))
         rows.append({"method": name, **segmentation_scores(prob, testset["lesions"], threshold),
-                     "threshold": threshold})
+                     "threshold": threshold, "threshold_stable_lo": choice.stable[0],
+                     "threshold_stable_hi": choice.stable[1], "threshold_at_edge": choice.at_edge,
+                     "grid_min": float(curve["threshold"].min()), "grid_max": float(curve["threshold"].max()),
+                     "val_iou": choice.val_iou, "val_images": choice.n_images,
+                     "val_lesion_pixels": choice.lesion_pixels})
         counts = segmentation_counts(prob, testset["lesions"], threshold)
         counts.insert(0, "image_id", [str(i) for i in testset["image_id"]])
         counts.insert(0, "method", name)
         per_image.append(counts)
         masks[f"pred_{name}"] = (prob >= threshold).astype(np.uint8)
         masks[f"input_{name}"] = images
-    return pd.DataFrame(rows), pd.concat(per_image, ignore_index=True), masks
+    return pd.DataFrame(rows), pd.concat(per_image, ignore_index=True), masks, curve
+
+
+def validation_set(preprocess_dir, split_csv) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images and their lesion masks, as the segmenter's training held them out."""
+    from spectbone.noise.augment import load_images, load_truth, split_ids
+
+    ids = split_ids(split_csv, "val")
+    if not ids:
+        raise ValueError(f"{split_csv} has no validation images: Table 8's cut is chosen on them")
+    _, masks = load_truth(preprocess_dir, ids, required=True)
+    return load_images(preprocess_dir, ids), masks
 
 
 def add_arguments(parser, verb):
@@ -151,8 +177,12 @@ def add_arguments(parser, verb):
     parser.add_argument("--segmenter", help="segmentation weights")
     parser.add_argument("--masks", help="npz of predicted masks for Fig. 15 (segmentation)")
     parser.add_argument("--per-image", help="CSV of pixel TP/FP/FN per method and image (segmentation)")
+    parser.add_argument("--preprocess-dir", help="preprocessed images and truth: the validation set (segmentation)")
+    parser.add_argument("--split", help="split.csv naming the validation images (segmentation)")
+    parser.add_argument("--curve", help="CSV of pooled IoU against the probability cut (segmentation)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="resamples for the cut's choice (segmentation)")
     parser.add_argument("--out", required=True)
-    add_common_arguments(parser, threads=True, device=True)
+    add_common_arguments(parser, seed=True, threads=True, device=True)
 
 
 def run(args):
@@ -167,11 +197,18 @@ def run(args):
         return 0
     if len(args.names or []) != len(args.parts):
         raise SystemExit(f"--names ({len(args.names or [])}) must label every --parts file ({len(args.parts)})")
-    table, per_image, masks = evaluate_segmentation(testset, args.segmenter, args.parts, args.names,
-                                                    pick_device(args.device))
+    if not (args.preprocess_dir and args.split):
+        raise SystemExit("segmentation needs --preprocess-dir and --split: Table 8's cut is chosen on the "
+                         "validation images")
+    table, per_image, masks, curve = evaluate_segmentation(testset, args.segmenter, args.parts, args.names,
+                                                           pick_device(args.device),
+                                                           validation_set(args.preprocess_dir, args.split),
+                                                           args.bootstrap, args.seed)
     table.to_csv(args.out, index=False)
     if args.per_image:
         per_image.to_csv(args.per_image, index=False)
+    if args.curve:
+        curve.to_csv(args.curve, index=False)
     np.savez_compressed(args.masks, **masks)
     log.info("segmentation:\n%s", table.to_string(index=False))
     return 0
