@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-ESTIMATED, ORACLE = "estimated", "oracle"
+from spectbone.infer.levels import ESTIMATED, ORACLE
 
 
 def select_rows(df: pd.DataFrame, levels=None, blind: str = ESTIMATED) -> pd.DataFrame:

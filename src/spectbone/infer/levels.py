@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectbone.evaluate.rows import ESTIMATED, ORACLE
+ESTIMATED, ORACLE = "estimated", "oracle"  # the two levels an original is denoised at (evaluate.rows)
 
 
 def total_noise(images: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from spectbone.evaluate.rows import ESTIMATED, ORACLE
 from spectbone.infer.apply import denoise_batch, estimate_levels
-from spectbone.infer.levels import blind_levels
+from spectbone.infer.levels import ESTIMATED, ORACLE, blind_levels
 from spectbone.noise.augment import load_testset
 from spectbone.util.runtime import add_common_arguments, pick_device, set_threads, setup_logging
 
