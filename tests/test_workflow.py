@@ -273,5 +273,5 @@ def test_changing_one_training_parameter_plans_only_that_models_dependents(dag_r
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
     planned = set(re.findall(r"^(\w+)\s+\d+$", stats, re.M))
-    assert planned == {"train_segmenter", "evaluate_segmentation", "table8", "figure15", "claims", "training_summary",
-                       "provenance", "config_json", "all"}, planned
+    assert planned == {"train_segmenter", "evaluate_segmentation", "table8", "figure15", "figure_threshold", "claims",
+                       "training_summary", "provenance", "config_json", "all"}, planned

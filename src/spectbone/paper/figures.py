@@ -310,8 +310,8 @@ def fig_threshold(inputs, s):
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     ax.fill_between(logit, curve["iou_val_lo"], curve["iou_val_hi"], color="C0", alpha=0.2,
                     label="validation, 95% bootstrap band")
-    ax.plot(logit, curve["iou_val"], color="C0", label="validation (chooses the cut)")
-    ax.plot(logit, curve["iou_val_bagged"], color="C0", ls="--", label="validation, bootstrap mean")
+    ax.plot(logit, curve["iou_val"], color="C0", label="validation")
+    ax.plot(logit, curve["iou_val_bagged"], color="C0", ls="--", label="validation, bootstrap mean (chooses the cut)")
     if "iou_test_original" in curve:
         ax.plot(logit, curve["iou_test_original"], color="C3", label="test originals (not used)")
     ax.axvline(np.log(chosen / (1 - chosen)), color="k", lw=0.8, ls=":", label=f"chosen {chosen:.3f}")
