@@ -33,7 +33,7 @@ wildcard_constraints:
     pretrain=r"none|ct|natural",
     arch="|".join(ARCHS),
     lam=r"[0-9.]+",
-    chunk=r"[0-9]+|blind",
+    chunk=r"[0-9]+|blind|oracle",
     source=r"ct|natural",
     baseline="|".join(LEARNED_BASELINES),
 

@@ -186,7 +186,9 @@ def _write_run(tmp_path, truth=True, n=24):
         path = tmp_path / f"{method}.csv"
         pd.concat(rows).to_csv(path, index=False)
         evals.append(path)
-    noise = pd.DataFrame([{"image_id": i, "noise_level": lv, "method": m, "estimate": lv + rng.normal(0, sd)}
+    total = {(lv, i): lv + 0.5 for lv in LEVELS for i in ids}  # the original's own noise adds to the level
+    noise = pd.DataFrame([{"image_id": i, "noise_level": lv, "method": m, "estimate": total[lv, i] + rng.normal(0, sd),
+                           "true_noise": total[lv, i] if truth else np.nan}
                           for lv in LEVELS for i in ids for m, sd in [("HBNE", 3), ("DWTNE", 2), ("Ours", 0.3)]])
     noise.to_csv(tmp_path / "noise_estimates.csv", index=False)
     seg = pd.DataFrame([{"method": m, "image_id": i, "tp": int(tp + rng.integers(0, 5)), "fp": 20, "fn": 30}
@@ -250,3 +252,18 @@ def test_table2_spread_over_noise_draws_gives_an_interval():
     assert row["verdict_paper_protocol"] == HOLDS and "[" in row["interval_paper_protocol"]
     noisy = check_claims({"paper_protocol": TableMeans({"2": t2.assign(ssim_sd=0.5)}, "paper", s)}, s)
     assert _row(noisy, "Noise-region SSIM")["verdict_paper_protocol"] == INCONCLUSIVE
+
+
+def test_estimator_truth_verdict_judges_against_true_noise(tmp_path):
+    """Table 6's truth column: an estimator that reports the added level exactly, while the images' true total
+    noise is 3 grey levels higher, holds under the paper's protocol and fails against the truth."""
+    evals = _write_run(tmp_path)
+    noise = pd.read_csv(tmp_path / "noise_estimates.csv")
+    ours = noise["method"] == "Ours"
+    noise.loc[ours, "estimate"] = noise.loc[ours, "noise_level"].astype(float)
+    noise["true_noise"] = noise["noise_level"] + 3.0
+    noise.to_csv(tmp_path / "noise_estimates.csv", index=False)
+    sources = load_sources([tmp_path / "table2.csv"], evals, tmp_path / "noise_estimates.csv", None, SETTINGS)
+    row = _row(check_claims(sources, SETTINGS), "Our noise estimator")
+    assert row["verdict_paper_protocol"] == HOLDS
+    assert row["verdict_truth"] == FAILS

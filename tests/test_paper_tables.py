@@ -42,7 +42,7 @@ def test_table6_spread_and_error_against_the_true_noise(tmp_path):
     assert row["true_noise"] == pytest.approx(12.0)
     assert row["Ours_rmse_true"] == pytest.approx(np.sqrt((9 + 1) / 2))
     assert row["paper_Ours_rmse"] == paper.TABLE6[10]["Ours"][1]
-    assert notes[0].startswith("Noise estimation: our estimator has the lowest RMSE at")
+    assert notes[0].startswith("Noise estimation (RMSE against the true total noise): our estimator has the lowest")
 
 
 def test_blind_table_scores_the_denoised_originals_against_truth(tmp_path):

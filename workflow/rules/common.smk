@@ -90,8 +90,9 @@ def all_methods():
 
 
 def bm3d_chunks():
-    """BM3D runs as one job per test level (plus the blind originals), so --cores N uses every core."""
-    return [str(level) for level in TEST_LEVELS] + ["blind"]
+    """BM3D runs as one job per test level plus the blind originals (the shared level estimate, and with
+    truth the oracle level: spectbone.infer.levels), so --cores N uses every core."""
+    return [str(level) for level in TEST_LEVELS] + ["blind"] + (["oracle"] if TRUTH else [])
 
 
 def infer_parts(wildcards):
@@ -148,7 +149,7 @@ def get_final_outputs():
     outputs += [f"{OUT}/provenance.json", f"{OUT}/paper_notes.md"]
     outputs += [f"{OUT}/tables/real_counts.csv", f"{OUT}/figures/real_counts_nm1.png"]  # the count-domain family
     if SYNTHETIC:
-        outputs += [f"{OUT}/tables/table_blind.csv"]
+        outputs += [f"{OUT}/tables/table_blind.csv", f"{OUT}/figures/segmentation_threshold.png"]
         outputs += [f"{OUT}/tables/phantom_vs_nm1.csv", f"{OUT}/figures/phantom_vs_nm1.png",
                     f"{OUT}/tables/preprocessing.csv"]
     return outputs

@@ -1,5 +1,6 @@
 # Scores (package spectbone.evaluate): PSNR / SSIM / RMSE against the original (paper protocol) and the phantom's truth,
-# and lesion segmentation on the originals and on each method's blind-denoised originals.
+# and lesion segmentation on the originals and on each method's blind-denoised originals (its probability cut
+# chosen on the validation images: spectbone.evaluate.threshold).
 
 
 rule evaluate:
@@ -21,15 +22,22 @@ rule evaluate:
 
 rule evaluate_segmentation:
     input:
+        **PREPROCESSED,
         testset=f"{OUT}/noise/testset.npz",
         segmenter=f"{OUT}/models/segmenter.pt",
         parts=[f"{OUT}/infer/bm3d/blind.npz"] + [f"{OUT}/infer/{m}.npz" for m in LEARNED_BASELINES + [MAIN_EMANET]],
+        split=f"{OUT}/split.csv",
+        preprocess=f"{OUT}/preprocess/preprocess.csv",
     output:
         table=f"{OUT}/eval/segmentation.csv",
         per_image=f"{OUT}/eval/segmentation_per_image.csv",
         masks=f"{OUT}/eval/segmentation_masks.npz",
+        curve=f"{OUT}/eval/segmentation_threshold.csv",
     params:
         names=BLIND_METHOD_NAMES,
+        pre=preprocess_dir,
+        bootstrap=EV["bootstrap"],
+        seed=config["seed"],
     threads: TR["threads"]
     conda:
         CONDA_ENV
@@ -40,4 +48,5 @@ rule evaluate_segmentation:
     shell:
         "spectbone evaluate segmentation --testset {input.testset} --segmenter {input.segmenter}"
         " --parts {input.parts} --names {params.names} --out {output.table} --per-image {output.per_image}"
-        " --masks {output.masks} --threads {threads} --log {log}"
+        " --masks {output.masks} --preprocess-dir {params.pre} --split {input.split} --curve {output.curve}"
+        " --bootstrap {params.bootstrap} --seed {params.seed} --threads {threads} --log {log}"

@@ -24,3 +24,22 @@ for _f, _category in FIGURE_CATEGORY.items():
             f"{OUT}/logs/figure/fig{_f}.log",
         shell:
             "spectbone figure {params.f} {params.inputs} --settings {params.settings} --out {output.png} --log {log}"
+
+
+rule figure_threshold:
+    input:
+        curve=f"{OUT}/eval/segmentation_threshold.csv",
+        segmentation=f"{OUT}/eval/segmentation.csv",
+    output:
+        png=report(f"{OUT}/figures/segmentation_threshold.png", caption="../report/segmentation_threshold.rst",
+                   category="Segmentation"),
+        pdf=f"{OUT}/figures/segmentation_threshold.pdf",
+    params:
+        settings=table_settings(),
+        inputs=input_args,
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/figure/segmentation_threshold.log",
+    shell:
+        "spectbone figure threshold {params.inputs} --settings {params.settings} --out {output.png} --log {log}"

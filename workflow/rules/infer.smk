@@ -47,6 +47,8 @@ rule noise_estimates:
         estimator=f"{OUT}/models/estimator.pt",
     output:
         f"{OUT}/eval/noise_estimates.csv",
+    params:
+        seed=config["seed"],
     threads: TR["threads"]
     conda:
         CONDA_ENV
@@ -56,7 +58,7 @@ rule noise_estimates:
         f"{OUT}/benchmarks/noise_estimates/noise_estimates.tsv"
     shell:
         "spectbone infer estimates --testset {input.testset} --estimator {input.estimator} --out {output}"
-        " --threads {threads} --log {log}"
+        " --seed {params.seed} --threads {threads} --log {log}"
 
 
 rule blind_nm1:

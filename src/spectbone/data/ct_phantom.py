@@ -1,4 +1,4 @@
-"""Simulated low-dose CT: the default stand-in for the AAPM/Mayo pretraining pairs (DESIGN.md, data sources).
+"""Simulated low-dose CT: the default stand-in for the AAPM/Mayo pretraining pairs (docs/design.md, Data sources).
 
 A procedural axial slice in Hounsfield units (HU) is drawn per seed: an elliptical body with a
 subcutaneous fat layer and muscle wall, lungs (with vessels) or abdominal organs depending on the

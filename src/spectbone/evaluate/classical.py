@@ -1,7 +1,7 @@
 """Classical denoisers: BM3D (the paper's Table 7 baseline) and Anscombe + BM3D for Poisson data.
 
 Units. Our images are grey levels 0..255 and the noise level sigma is in grey levels
-(DESIGN.md, noise model). The `bm3d` package (4.0.3) expects intensities on a [0, 1] scale: its
+(docs/design.md, Noise model). The `bm3d` package (4.0.3) expects intensities on a [0, 1] scale: its
 block-matching thresholds are fixed for that scale (profiles.py rescales tau_match by
 bs^2 / 255^2), while its hard threshold and Wiener weights scale with sigma_psd. So both functions
 divide by the image scale before BM3D and multiply back afterwards; callers pass grey levels.

@@ -3,8 +3,9 @@
 PSNR = 10 log10(255^2 / MSE); SSIM is Wang et al.'s (2004): a Gaussian window of sigma 1.5 (11 x 11),
 population covariances, K1 = 0.01, K2 = 0.03, data_range = 255 (scikit-image with
 ``gaussian_weights=True, use_sample_covariance=False``); regions smaller than 11 pixels fall back to
-the largest odd uniform window that fits. RMSE in grey levels. Images are compared as floats: nothing is clipped or
-rounded (DESIGN.md, noise model). Argument order is (reference, test) throughout.
+the largest odd uniform window that fits. RMSE in grey levels. The metrics compare the floats they are given;
+the one scoring rule (clip to [0, 255] like the references) is applied by their caller, ``evaluate.rule``
+(docs/design.md, Scoring). Argument order is (reference, test) throughout.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ image, and the global average of ReLU features follows the anatomy, not the nois
 - A fixed high-pass residual ``r`` of the noisy image (Immerkaer's 3x3 kernel
   [[1,-2,1],[-2,4,-2],[1,-2,1]] / 6: unit gain on white noise, nearly blind to the smooth
   anatomy of a bone scan). The level is defined by the image's own mean (k = mean / sigma^2,
-  DESIGN.md "Noise model"), so the U-Net sees two scale-free channels: the image divided by its
+  docs/design.md, Noise model), so the U-Net sees two scale-free channels: the image divided by its
   own mean and ``r`` divided by its own RMS.
 - Global noise statistics of the whole image, in grey levels: log RMS of ``r`` over the interior
   (global pooling of squared responses: the total noise RMS, i.e. the added noise plus the

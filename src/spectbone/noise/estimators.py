@@ -3,7 +3,7 @@
 Both take one noisy image in grey levels (0..255) and return a single sigma in grey levels. Both
 assume additive white Gaussian noise of one sigma everywhere, and the paper applies them as they
 are to Poisson-noisy bone scans; so do we (no adaptation to our noise model). Our noise is Poisson,
-signal dependent, with image RMS sigma (DESIGN.md): its local std is sqrt(x / k), large in bright
+signal dependent, with image RMS sigma (docs/design.md, Noise model): its local std is sqrt(x / k), large in bright
 bone and small in the dark soft tissue and background. A Gaussian estimator therefore reports a
 typical *local* noise level, weighted toward the flat (mostly dark) regions it relies on, and
 underestimates the image-RMS sigma, more so the larger the share of dark pixels. That is the

@@ -1,4 +1,4 @@
-"""The paper's "Poisson noise level sigma" (DESIGN.md, noise model).
+"""The paper's "Poisson noise level sigma" (docs/design.md, Noise model).
 
 On an image x in grey levels [0, 255]: k = mean(x) / sigma**2 and y = Poisson(k * x) / k.
 The noise is signal dependent, and its RMS over the image equals sigma grey levels, so the noisy

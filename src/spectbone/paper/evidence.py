@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from spectbone.evaluate.rows import select_rows
+from spectbone.noise.lattice import AS_DRAWN
 from spectbone.paper.verdicts import DEFAULT_BOOTSTRAP, Estimate, Resampler, point
 from spectbone.util.methods import display_name
 
@@ -77,8 +79,7 @@ class PerImage:
         """Per-image means over `levels` (None: every noise level; [0]: the blind rows)."""
         if method not in self.evals:
             raise Unavailable(f"no per-image scores of {method}")
-        df = self.evals[method]
-        df = df[df["noise_level"] > 0] if levels is None else df[df["noise_level"].isin(list(levels))]
+        df = select_rows(self.evals[method], levels)  # blind rows: the shared (equal-terms) level
         col = metric + self.suffix
         if col not in df.columns or df.empty or df[col].isna().all():
             raise Unavailable(f"{method}: no {col} scores" + (f" at levels {list(levels)}" if levels else ""))
@@ -114,11 +115,20 @@ class PerImage:
         return sorted(int(v) for v in self._noise()["noise_level"].unique())
 
     def noise_rmse(self, method: str, level: int) -> Estimate:
+        """RMSE of an estimator at a level: against the true total noise (truth), the nominal level (paper)."""
         df = self._noise()
         df = df[(df["method"] == method) & (df["noise_level"] == level)]
+        if "variant" in df.columns:
+            df = df[df["variant"] == AS_DRAWN]
         if df.empty:
             raise Unavailable(f"no {method} estimates at level {level}")
-        sq = ((df["estimate"] - level) ** 2).groupby(df["image_id"]).mean()
+        if self.suffix:
+            if "true_noise" not in df.columns or df["true_noise"].isna().any():
+                raise NoTruth("no true total noise (true_noise) to judge the estimates against")
+            target = df["true_noise"]
+        else:
+            target = level
+        sq = ((df["estimate"] - target) ** 2).groupby(df["image_id"]).mean()
         return self.resampler(sq.index).mean(sq).apply(np.sqrt)
 
     def segmentation(self, method: str, metric: str) -> Estimate:
@@ -181,8 +191,12 @@ class TableMeans:
         return sorted(int(v) for v in self._table("6")["noise_level"].unique())
 
     def noise_rmse(self, method: str, level: int) -> Estimate:
+        """Table 6's RMSE column of the reference: *_rmse_true (truth) or *_rmse (nominal level)."""
         t = self._table("6")
-        return self._one(t[t["noise_level"] == level], f"{method}_rmse", f"table 6 at {level}")
+        col = f"{method}_rmse" + ("_true" if self.suffix else "")
+        if self.suffix and col not in t.columns:
+            raise NoTruth(f"table 6 has no {col} column")
+        return self._one(t[t["noise_level"] == level], col, f"table 6 at {level}")
 
     def segmentation(self, method: str, metric: str) -> Estimate:
         t = self._table("8")

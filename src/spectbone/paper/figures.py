@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from spectbone.evaluate.metrics import bootstrap_ci  # noqa: E402
+from spectbone.evaluate.rule import as_scored  # noqa: E402
 from spectbone.paper import table2 as t2  # noqa: E402
 from spectbone.paper import zooms  # noqa: E402
 from spectbone.util.methods import display_name  # noqa: E402
@@ -177,7 +178,7 @@ def _method_panels(inputs, shown: Shown, level_index=None, keys=METHODS) -> list
             img = shown.at(z["denoised"])
         else:
             img = shown.at(z["blind"] if level_index is None else z["denoised"][level_index])
-        panels.append(Panel(display_name(key), img))
+        panels.append(Panel(display_name(key), as_scored(img)))  # shown as scored (evaluate.rule)
     return panels
 
 
@@ -301,8 +302,31 @@ def fig15(inputs, s):
                      reference=0)
 
 
+def fig_threshold(inputs, s):
+    """Table 8's cut: pooled IoU against the probability threshold (``evaluate.threshold``)."""
+    curve = pd.read_csv(inputs["curve"])
+    chosen = float(pd.read_csv(inputs["segmentation"])["threshold"].iloc[0])
+    logit = np.log(curve["threshold"] / (1 - curve["threshold"]))
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    ax.fill_between(logit, curve["iou_val_lo"], curve["iou_val_hi"], color="C0", alpha=0.2,
+                    label="validation, 95% bootstrap band")
+    ax.plot(logit, curve["iou_val"], color="C0", label="validation")
+    ax.plot(logit, curve["iou_val_bagged"], color="C0", ls="--", label="validation, bootstrap mean (chooses the cut)")
+    if "iou_test_original" in curve:
+        ax.plot(logit, curve["iou_test_original"], color="C3", label="test originals (not used)")
+    ax.axvline(np.log(chosen / (1 - chosen)), color="k", lw=0.8, ls=":", label=f"chosen {chosen:.3f}")
+    ticks = [0.05, 0.5, 0.9, 0.99, 0.999]
+    ax.set_xticks(np.log(np.array(ticks) / (1 - np.array(ticks))), [f"{t:g}" for t in ticks])
+    ax.set_xlabel("probability threshold (logit scale)")
+    ax.set_ylabel("pooled IoU (originals)")
+    ax.set_title("Table 8's cut: IoU against the probability threshold", fontsize=9)
+    ax.legend(fontsize=6, loc="best")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))  # room for the data-source footer
+    return fig
+
+
 FIGURES = {"07": fig07, "08": fig08, "09": fig09, "10": fig10, "11": fig11, "12": fig12, "13": fig13, "14": fig14,
-           "15": fig15}
+           "15": fig15, "threshold": fig_threshold}
 
 
 def _key_path(text):

@@ -61,6 +61,6 @@ def run(args) -> int:
                           args.redcnn_channels, args.wgan_channels, args.critic_channels, args.segmenter_base)
     write_table(pd.DataFrame(rows), args.out, "Network sizes (trainable parameters)",
                 notes=["The paper reports no parameter counts; widths not given in the paper are design "
-                       "choices (docs: design/DESIGN.md, Networks).",
+                       "choices (docs/design.md, Networks).",
                        "EMANet ablation rows follow the paper's Table 4 (module switches of the backbone)."])
     return 0

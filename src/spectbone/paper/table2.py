@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from spectbone.evaluate.metrics import noise_region_ssim
+from spectbone.evaluate.rule import SCORING_RULE, as_scored
 from spectbone.noise.augment import load_images, parse_levels
 from spectbone.noise.poisson import add_poisson_level_noise, noise_seed
 from spectbone.paper import values as paper
@@ -172,7 +173,7 @@ def ssim_by_level(pair: NoisePair, levels, n_draws: int, seed: int) -> pd.DataFr
     for level in levels:
         draws = 1 if level == 0 else n_draws
         noisy = [noised_low(pair, level, d, seed) for d in range(draws)]
-        ssims = np.array([noise_region_ssim(x, pair.high, pair.box) for x in noisy])
+        ssims = np.array([noise_region_ssim(as_scored(x), pair.high, pair.box) for x in noisy])
         rows.append({"noise_level": int(level), "ssim": float(ssims.mean()),
                      "ssim_sd": float(ssims.std(ddof=1)) if draws > 1 else 0.0, "n_draws": draws,
                      "noise_sd": float(np.mean([region_noise_sd(x, pair.box) for x in noisy])),
@@ -253,6 +254,7 @@ def table2(res):
         "inside the body of both images, where both have the least detail. SSIM: Wang et al.'s Gaussian window "
         "(sigma 1.5), data range 255, of the region against the high-noise image, noise added to the whole scaled low-noise "
         "image; level 0 has one draw (no noise).",
+        SCORING_RULE,
         data_source_note(bool(res.s["synthetic"])),
     ]
     return table, "Table 2. SSIM of a noise region as the noise level rises", notes

@@ -17,11 +17,16 @@ from spectbone.paper import values as paper
 from spectbone.paper.table2 import table2
 from spectbone.paper.trends import blind_trend, ordered_trend, table5_trend, table6_trend, table7_trend, table8_trend
 from spectbone.evaluate.metrics import bootstrap_ci
+from spectbone.evaluate.rows import ESTIMATED, ORACLE, select_rows
+from spectbone.evaluate.rule import SCORING_RULE
+from spectbone.noise.lattice import AS_DRAWN, DITHERED, ROUNDED, VARIANTS
 from spectbone.util.methods import display_name
 from spectbone.util.outputs import data_source_note, truthy, write_table
 from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.paper.tables")
+
+LATTICE_RELIANCE = 1.5  # an estimator whose RMSE grows by more than this factor with the lattice broken reads it
 
 ARCH_LABELS = {"plain": "/ (plain U-Net)", "rdc": "RDC block", "rdc_md": "RDC block + MD",
                "rdc_md_rcag": "RDC block + MD + RCAG", "full": "RDC block + MD + RCAG + CF block"}
@@ -69,13 +74,14 @@ class Results:
             self._evals[method] = pd.read_csv(self.file(f"eval/{method}.csv"))
         return self._evals[method]
 
-    def summary(self, method: str, levels=None, metric: str = "psnr") -> tuple[float, float, float]:
+    def summary(self, method: str, levels=None, metric: str = "psnr",
+                blind: str = ESTIMATED) -> tuple[float, float, float]:
         """Mean and 95% CI of a metric over test images (levels averaged per image first).
 
-        ``levels=[0]`` selects the blind rows (denoised originals, scored against the truth only).
+        ``levels=[0]`` selects the blind rows (denoised originals, scored against the truth only) at the
+        ``blind`` level (``evaluate.rows``).
         """
-        df = self.eval(method)
-        df = df[df["noise_level"].isin(list(levels))] if levels is not None else df[df["noise_level"] > 0]
+        df = select_rows(self.eval(method), levels, blind)
         per_image = df.groupby("image_id")[metric].mean().to_numpy()
         return bootstrap_ci(per_image, n_boot=int(self.s["bootstrap"]), seed=int(self.s["seed"]))
 
@@ -98,7 +104,7 @@ def _metric_cells(res: Results, method: str, levels, prefix: str = "") -> dict:
 def _notes(res: Results, extra: list[str]) -> list[str]:
     return extra + [data_source_note(bool(res.s["synthetic"])),
                     "psnr/ssim: original image as reference (paper protocol); *_truth: the phantom's noiseless "
-                    "truth; *_ci: 95% bootstrap interval over test images."]
+                    "truth; *_ci: 95% bootstrap interval over test images.", SCORING_RULE]
 
 
 def table1(res: Results):
@@ -123,7 +129,8 @@ def table1(res: Results):
              f"counts the manifest of the {n_train} training images x levels {res.s.get('train_levels', '1..50')}, "
              "noise drawn on the fly.",
              f"Testing after expansion: {n_test} images x {n_levels} levels, materialised once with fixed seeds."]
-    return pd.DataFrame(rows), "Table 1. Data before and after noise augmentation", _notes(res, notes)[:-1]
+    return pd.DataFrame(rows), "Table 1. Data before and after noise augmentation", \
+        notes + [data_source_note(bool(res.s["synthetic"]))]
 
 
 def _variant_table(res: Results, variants: dict, paper_rows: dict, levels, title: str, notes: list[str], trend):
@@ -164,35 +171,73 @@ def table5(res: Results):
                            "tables/training.csv (column vgg_weights)."], table5_trend)
 
 
+ESTIMATOR_METHODS = ["HBNE", "DWTNE", "Ours"]
+
+
+def _rmse(values: np.ndarray, target) -> float:
+    return float(np.sqrt(np.mean((np.asarray(values, float) - target) ** 2)))
+
+
+def lattice_notes(est: pd.DataFrame, has_truth: bool) -> list[str]:
+    """Table 6's give-away check: each estimator's RMSE (mean over levels) as drawn and with the lattice broken."""
+    if "variant" not in est.columns:
+        return ["The estimators were not scored with the noise lattice broken (no 'variant' column)."]
+    target = "true_noise" if has_truth else "noise_level"
+    methods = ESTIMATOR_METHODS + (["Lattice"] if (est["method"] == "Lattice").any() else [])
+
+    def mean_rmse(variant: str, method: str) -> float:
+        rows = est[(est["variant"] == variant) & (est["method"] == method)]
+        return float(np.mean([_rmse(g["estimate"], g[target]) for _, g in rows.groupby("noise_level")]))
+
+    cells = {v: {m: mean_rmse(v, m) for m in methods} for v in VARIANTS}
+    line = "; ".join(f"{v}: " + ", ".join(f"{m} {cells[v][m]:.2f}" for m in methods) for v in VARIANTS)
+    ours_ratio = {v: cells[v]["Ours"] / cells[AS_DRAWN]["Ours"] for v in (ROUNDED, DITHERED)}
+    read_off = est[(est["variant"] == AS_DRAWN) & (est["method"] == "Lattice")]
+    give_away = (f" (as drawn, the read-off's RMSE against the nominal level is "
+                 f"{_rmse(read_off['estimate'], read_off['noise_level']):.3f})" if len(read_off) else "")
+    verdict = ("relies on the lattice" if max(ours_ratio.values()) > LATTICE_RELIANCE else
+               "does not rely on the lattice")
+    return [f"Lattice give-away (noise.lattice): our noise puts every noisy pixel on a grid of spacing sigma^2 / mean, "
+            f"from which 'Lattice' reads the level without estimating any noise{give_away}. RMSE against "
+            f"{'the true total noise of each variant' if has_truth else 'the nominal level'}, mean over levels, on the "
+            f"same test images as drawn, rounded to 8-bit integers, and with a sub-lattice dither: {line}. Our "
+            f"estimator's RMSE changes by x{ours_ratio[ROUNDED]:.2f} (rounded) and x{ours_ratio[DITHERED]:.2f} "
+            f"(dithered): it {verdict} (threshold x{LATTICE_RELIANCE:g})."]
+
+
 def table6(res: Results):
     est = pd.read_csv(res.file("eval/noise_estimates.csv"))
     has_truth = "true_noise" in est.columns and est["true_noise"].notna().any()
+    drawn = est[est["variant"] == AS_DRAWN] if "variant" in est.columns else est
     rows = []
-    for level, group in est.groupby("noise_level"):
+    for level, group in drawn.groupby("noise_level"):
         row = {"noise_level": int(level)}
         if has_truth:
             row["true_noise"] = float(group.loc[group["method"] == "Ours", "true_noise"].mean())
-        for method in ["HBNE", "DWTNE", "Ours"]:
+        for method in ESTIMATOR_METHODS:
             mine = group[group["method"] == method]
             values = mine["estimate"].to_numpy()
             row[f"{method}_estimate"] = float(values.mean())
             row[f"{method}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else np.nan
-            row[f"{method}_rmse"] = float(np.sqrt(np.mean((values - level) ** 2)))
+            row[f"{method}_rmse"] = _rmse(values, level)
             if has_truth:
-                row[f"{method}_rmse_true"] = float(np.sqrt(np.mean((values - mine["true_noise"].to_numpy()) ** 2)))
+                row[f"{method}_rmse_true"] = _rmse(values, mine["true_noise"].to_numpy())
             p = paper.TABLE6.get(int(level), {}).get(method, (np.nan, np.nan))
             row[f"paper_{method}_estimate"], row[f"paper_{method}_rmse"] = p
         rows.append(row)
     table = pd.DataFrame(rows)
     notes = [table6_trend(table),
-             "*_rmse: root mean square of (estimate - nominal level) over the test images at that level; *_sd: the "
-             "spread (SD) of the estimates, which is what the paper's 'RMSE' column behaves like (its values sit "
-             "far below |mean estimate - level| at several levels); "
+             "*_rmse: root mean square of (estimate - nominal level) over the test images at that level (the paper's "
+             "protocol: the added level taken as the noise); *_sd: the spread (SD) of the estimates, which is what the "
+             "paper's 'RMSE' column behaves like (its values sit far below |mean estimate - level| at several levels); "
              + ("true_noise: the RMS of (noisy - truth), the image's whole noise (the original's own plus the "
-                "added level); *_rmse_true: root mean square of (estimate - true_noise)." if has_truth else
+                "added level); *_rmse_true: root mean square of (estimate - true_noise), the truth column, which the "
+                "claims judge against the truth." if has_truth else
                 "no truth: the error against the true total noise cannot be computed."),
+             *lattice_notes(est, has_truth),
              "HBNE: histogram of local standard deviations; DWTNE: wavelet median absolute deviation "
-             "(skimage estimate_sigma); Ours: expectation over the stage-1 network's 50 level classes."]
+             "(skimage estimate_sigma); Ours: expectation over the stage-1 network's 50 level classes. Estimators "
+             "read the noisy images as drawn (unclipped); the scoring rule applies to scored images only."]
     return table, "Table 6. Noise-level estimation", notes + [data_source_note(bool(res.s["synthetic"]))]
 
 
@@ -230,23 +275,48 @@ def table7_markdown(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(wide.values()))
 
 
+BLIND_METHODS = ["noisy", "bm3d", "bm3d_anscombe", "dncnn", "redcnn", "wgan"]  # the main EMANet is added
+
+
+def _blind_rows(res: Results, method: str, blind: str) -> dict | None:
+    """One row of the blind table: scores against the truth at one blind level, and the mean level given."""
+    df = select_rows(res.eval(method), [0], blind)
+    if df.empty:
+        return None
+    label = "Original" if method == "noisy" else display_name(method)
+    cells = {"method": label + (" (oracle level)" if blind == ORACLE else ""), "level": blind}
+    for metric in ("psnr", "ssim"):
+        mean, lo, hi = res.summary(method, [0], f"{metric}_truth", blind)
+        cells[f"{metric}_truth"], cells[f"{metric}_truth_ci"] = mean, f"[{lo:.3g}, {hi:.3g}]"
+    given = df["level_given"] if "level_given" in df.columns else pd.Series(dtype=float)
+    cells["level_given"] = float(given.mean()) if given.notna().any() else np.nan
+    return cells
+
+
 def table_blind(res: Results):
-    """Blind denoising of the acquired originals, scored against the phantom's truth (no paper counterpart)."""
-    methods = ["noisy", "bm3d", "bm3d_anscombe", "dncnn", "redcnn", "wgan", res.s["main"]]
-    rows = []
+    """Blind denoising of the acquired originals, scored against the phantom's truth (no paper counterpart).
+
+    Rows at the shared level estimate first (the equal-terms comparison), then the oracle rows of the
+    methods that take a level (the true total noise), so the estimator's share can be read off."""
+    methods = BLIND_METHODS + [res.s["main"]]
     for method in methods:
         if not res.has_truth(method):
             raise ValueError(f"eval/{method}.csv has no truth scores: the blind table needs the phantom's truth")
-        cells = {}
-        for metric in ("psnr", "ssim"):
-            mean, lo, hi = res.summary(method, [0], f"{metric}_truth")
-            cells[f"{metric}_truth"], cells[f"{metric}_truth_ci"] = mean, f"[{lo:.3g}, {hi:.3g}]"
-        rows.append({"method": "Original" if method == "noisy" else display_name(method), **cells})
+    rows = [r for blind in (ESTIMATED, ORACLE) for m in methods if (r := _blind_rows(res, m, blind)) is not None]
     table = pd.DataFrame(rows)
+    est = table.loc[table["level"] == ESTIMATED, "level_given"].dropna()
+    oracle = table.loc[table["level"] == ORACLE, "level_given"].dropna()
+    levels = (f"mean level given {est.iloc[0]:.2f} grey levels (estimated)" if len(est) else "")
+    levels += (f" against a true total noise of {oracle.iloc[0]:.2f}" if len(oracle) else "")
     notes = [blind_trend(table),
-             "Each method denoises the acquired original test images themselves (no noise added; the learned models "
-             "get the stage-1 estimator's level, BM3D the DWTNE estimate); scores against the phantom's noiseless "
-             "truth, which the paper could not have. 'Original': the acquired image itself."]
+             "Each method denoises the acquired original test images themselves (no noise added) and is scored "
+             "against the phantom's noiseless truth, which the paper could not have. 'Original': the acquired image "
+             "itself. Equal terms: every method that takes a level (EMANet's level map, BM3D's sigma, Anscombe-BM3D's "
+             "gain) gets the same estimate of the original's total noise, DWTNE's wavelet MAD (the stage-1 network "
+             "was trained to report only the level added to an original, so it cannot estimate an original's own "
+             f"noise); DnCNN, RED-CNN and WGAN take no level. {levels}. '(oracle level)' rows give those methods the "
+             "true total noise (RMS of original - truth): the gap to the row above is the level estimate's share.",
+             "level_given: the mean level a method was given (empty: it takes none)."]
     return table, "Blind denoising of the original images, against the truth", _notes(res, notes)
 
 
@@ -257,13 +327,29 @@ def table8(res: Results):
         p = paper.TABLE8.get(r["method"], (np.nan,) * 3)
         rows.append({"method": r["method"], "precision": r["precision"], "iou": r["iou"], "recall": r["recall"],
                      "paper_precision": p[0], "paper_iou": p[1], "paper_recall": p[2]})
-    cut = (f"the probability threshold {float(seg['threshold'].iloc[0]):.2f}, chosen for the best pooled IoU on the "
-           "validation images (the paper names none)") if "threshold" in seg else "threshold 0.5"
     notes = [table8_trend(pd.DataFrame(rows)),
              "Residual U-Net with squeeze-and-excitation trained on the phantom's lesion masks (original training "
-             "images), applied to the original test images and to each method's blind-denoised originals. Pixel "
-             f"metrics pooled over the test images at {cut}."]
+             "images), applied to the original test images and to each method's blind-denoised originals (given the "
+             f"shared level estimate). Pixel metrics pooled over the test images at {_cut_note(seg.iloc[0])}",
+             SCORING_RULE]
     return pd.DataFrame(rows), "Table 8. Lesion segmentation", notes + [data_source_note(bool(res.s["synthetic"]))]
+
+
+def _cut_note(row: pd.Series) -> str:
+    """How Table 8's probability cut was chosen, and how stable it is (``evaluate.threshold``)."""
+    if "threshold" not in row:
+        return "threshold 0.5."
+    if "threshold_stable_lo" not in row:
+        return f"the probability threshold {float(row['threshold']):.2f}."
+    edge = (" It lies at an end of the grid: the model's probabilities do not separate lesions, and the cut is "
+            "unreliable." if truthy(row["threshold_at_edge"]) else " The grid reaches past it on both sides.")
+    return (f"the probability threshold {float(row['threshold']):.3f} (the paper names none), chosen on the "
+            f"{int(row['val_images'])} validation images ({int(row['val_lesion_pixels'])} lesion pixels; pooled IoU "
+            f"there {float(row['val_iou']):.3f}) for the best bootstrap-mean pooled IoU over a logit-even grid "
+            f"{float(row['grid_min']):.3f}-{float(row['grid_max']):.4f}; 90% of validation resamples pick a cut in "
+            f"{float(row['threshold_stable_lo']):.3f}-{float(row['threshold_stable_hi']):.3f}.{edge} The IoU against "
+            "the cut, on the validation and (for the reader only) the test originals, is in "
+            "figures/segmentation_threshold.png.")
 
 
 def training_table(res: Results):

@@ -1,4 +1,4 @@
-"""Whole-body planar Tc-99m MDP bone-scan phantom, anterior and posterior views (DESIGN.md, "The phantom").
+"""Whole-body planar Tc-99m MDP bone-scan phantom, anterior and posterior views (docs/design.md, The phantom).
 
 Geometry. Anatomy is laid out in centimetres for a 170 cm reference patient: ``x`` is lateral, positive
 towards the patient's left, ``y`` runs down from the vertex. A patient scales it by height (``y`` and
