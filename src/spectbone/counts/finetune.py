@@ -6,10 +6,11 @@ expected counts q lambda the model must predict from y1. The MSE against it is t
 plus a constant, so its minimiser is the same; nothing but the site's counts is used. q is drawn
 log-uniformly over ``--fractions`` so the model stays one for short and full-time scans.
 
-Only pixels outside the held-out part (`sites.holdout_masks`) are ever read for training or for the
-choice of the best epoch; the held-out part is scored later (`spectbone count-split`). The best epoch is
-chosen by the count-split score on fixed validation splits of the training part, and the starting model
-competes too: if no epoch beats it, the output is the starting model unchanged.
+Only pixels outside the held-out part (`sites.holdout_masks`) are ever read; the held-out part is
+scored later (`spectbone count-split`). The rest is cut into a training part and a validation part
+(`sites.finetune_masks`): the best epoch is chosen by the count-split score on fixed splits of the
+validation part, pixels the fine-tuning never trains on, and the starting model competes too: unless
+an epoch beats it by more than KEEP_MARGIN, the output is the starting model unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from spectbone.counts.domain import count_scale, denoise_frame, estimate, level_map
-from spectbone.counts.sites import holdout_masks, load_cases
+from spectbone.counts.sites import finetune_masks, load_cases
 from spectbone.counts.thinning import FRACTIONS, binomial_split, excess_error_map, integer_counts
 from spectbone.counts.training import parse_fractions
 from spectbone.train.tasks import Task
@@ -33,6 +34,7 @@ from spectbone.util.runtime import add_common_arguments, pick_device, seed_every
 log = logging.getLogger("spectbone.counts.finetune")
 VALIDATION_SEEDS = (2000,)  # splits that pick the best epoch (never the scored seeds)
 MAX_VALIDATION_FRAMES = 8
+KEEP_MARGIN = 0.01  # relative improvement on the validation part needed to keep the fine-tuned weights
 
 
 def window_origins(allowed: np.ndarray, counted: np.ndarray, patch: int) -> np.ndarray:
@@ -82,12 +84,12 @@ class SplitWindows(Dataset):
 
 
 class Noise2NoiseTask(Task):
-    """MSE against the scaled held-back half; validation = count-split score on the training part."""
+    """MSE against the scaled held-back half; validation = count-split score on the validation part."""
 
-    def __init__(self, model, frames, train_masks, lr, device, base_sigma: float):
+    def __init__(self, model, frames, val_masks, lr, device, base_sigma: float):
         super().__init__({"model": model}, lr)
         self.device, self.base_sigma = device, base_sigma
-        self.val = [(f, m) for f, m in zip(frames, train_masks) if m.any()][:MAX_VALIDATION_FRAMES]
+        self.val = [(f, m) for f, m in zip(frames, val_masks) if m.any()][:MAX_VALIDATION_FRAMES]
 
     def step(self, batch):
         out = estimate(self.models["model"], batch["u"].to(self.device), batch["level"].to(self.device),
@@ -96,17 +98,23 @@ class Noise2NoiseTask(Task):
 
     @torch.no_grad()
     def validate(self) -> float:
-        """Mean unbiased excess error (held-out half's count units^2 per pixel) over the training part."""
+        """Count-split score on the validation part relative to the raw counts', averaged over the fractions.
+
+        Relative, so that each fraction counts alike: in count units the shortest scan's error is ten times
+        the longest's and would alone decide which epoch is kept."""
         model = self.models[self.primary]
         model.eval()
-        total, pixels = 0.0, 0
-        for frame, mask in self.val:
-            for p in FRACTIONS:
+        ratios = []
+        for p in FRACTIONS:
+            model_err, raw_err = 0.0, 0.0
+            for frame, mask in self.val:
                 for seed in VALIDATION_SEEDS:
                     y1, y2 = binomial_split(frame, p, np.random.default_rng([seed, int(p * 1000)]))
-                    err = excess_error_map(denoise_frame(model, y1, self.device, self.base_sigma), y2, p)
-                    total, pixels = total + float(err[mask].sum()), pixels + int(mask.sum())
-        return total / max(pixels, 1)
+                    x = denoise_frame(model, y1, self.device, self.base_sigma)
+                    model_err += float(excess_error_map(x, y2, p)[mask].sum())
+                    raw_err += float(excess_error_map(y1, y2, p)[mask].sum())
+            ratios.append(model_err / raw_err)
+        return float(np.mean(ratios))
 
 
 def add_arguments(parser, verb):
@@ -119,11 +127,11 @@ def add_arguments(parser, verb):
     parser.add_argument("--history", required=True)
     parser.add_argument("--curve", required=True)
     parser.add_argument("--patch", type=int, default=64)
-    parser.add_argument("--fractions", default="0.1:0.7", help="split fractions q drawn log-uniformly, LOW:HIGH")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--fractions", default="0.1:0.6", help="split fractions q drawn log-uniformly, LOW:HIGH")
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--samples-per-epoch", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=3e-4)
     add_common_arguments(parser, seed=True, threads=True, device=True)
 
 
@@ -142,23 +150,24 @@ def run(args) -> int:
     if meta.get("family") != "count-domain":
         raise SystemExit(f"{Path(args.model).name} is not a count-domain model (family {meta.get('family', 'paper')!r})")
     cases = load_cases(args.dataset, args.manifest)
-    train_masks = [~m for m in holdout_masks(cases, args.holdout_seed)]
+    train_masks, val_masks = finetune_masks(cases, args.holdout_seed)
     frames = [c.counts for c in cases]
     dataset = SplitWindows(frames, train_masks, args.patch, parse_fractions(args.fractions), args.seed,
                            draws=-(-args.samples_per_epoch // max(1, len(frames))))
-    task = Noise2NoiseTask(model.to(device), frames, train_masks, args.lr, device, float(meta.get("base_sigma", 0.0)))
+    task = Noise2NoiseTask(model.to(device), frames, val_masks, args.lr, device, float(meta.get("base_sigma", 0.0)))
     start_val = task.validate()
     start_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     inputs = [args.model] + ([args.manifest] if args.manifest else [])
     fingerprint = checkpoint.fingerprint(checkpoint.training_params(args), inputs, checkpoint.code_version())
-    log.info("fine-tuning on %d frame(s) of %s (%d patient(s)); %.1f%% of the pixels held out; start score %.4g",
-             len(frames), args.dataset, len({c.patient_id for c in cases}),
-             100 * (1 - sum(m.sum() for m in train_masks) / sum(m.size for m in train_masks)), start_val)
+    share = lambda masks: 100 * sum(m.sum() for m in masks) / sum(m.size for m in masks)  # noqa: E731
+    log.info("fine-tuning on %d frame(s) of %s (%d patient(s)): %.1f%% of the pixels train, %.1f%% choose the epoch, "
+             "the rest is held out; start score %.4g", len(frames), args.dataset, len({c.patient_id for c in cases}),
+             share(train_masks), share(val_masks), start_val)
     best_state, history = fit(task, dataset, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch,
                               batch_size=args.batch_size, seed=args.seed, ckpt_dir=Path(args.ckpt_dir),
                               device=device, fingerprint=fingerprint)
     best_val = float(history["val"].min()) if len(history) else float("inf")
-    kept = best_val < start_val
+    kept = best_val < start_val * (1 - KEEP_MARGIN)
     model.load_state_dict(best_state if kept else start_state)
     log.info("best epoch score %.4g vs start %.4g: %s", best_val, start_val,
              "fine-tuned weights kept" if kept else "no epoch beat the starting model; it is kept unchanged")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spectbone.counts.domain import body_mask
 from spectbone.counts.methods import METHODS
 from spectbone.counts.thinning import bootstrap_mean
 from spectbone.evaluate.metrics import bootstrap_ci
@@ -65,13 +66,14 @@ def summary(tiles: dict, frames: dict, n_boot: int, seed: int) -> pd.DataFrame:
                 if t is None or not len(t):
                     continue
                 t = t[t["fraction"] == p]
-                parts = [("", t)] if key == "emanet_finetuned" and ds != "phantom" else [("", t)]
-                if ds != "phantom":
-                    whole = t if key != "emanet_finetuned" else t.iloc[0:0]
-                    parts = [("", whole), ("_heldout", t[t["heldout"].astype(bool)])]
-                for suffix, part in parts:
+                if ds == "phantom":
+                    parts = [("phantom_excess", t)]
+                else:  # the whole frame (not for the fine-tuned model, which saw most of it) and the held-out part
+                    parts = [(ds, t if key != "emanet_finetuned" else t.iloc[0:0]),
+                             (f"{ds}_heldout", t[t["heldout"].astype(bool)])]
+                for name, part in parts:
                     mean, lo, hi = bootstrap_mean(part["excess_sum"], part["pixels"], n_boot, seed)
-                    row.update({f"{ds}{suffix}": mean, f"{ds}{suffix}_lo": lo, f"{ds}{suffix}_hi": hi})
+                    row.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
                 if ds == "phantom":
                     mean, lo, hi = bootstrap_mean(t["true_sum"], t["pixels"], n_boot, seed)
                     row.update(phantom_true=mean, phantom_true_lo=lo, phantom_true_hi=hi)
@@ -156,8 +158,6 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def zoom_boxes(counts: np.ndarray) -> dict[str, tuple[slice, slice]]:
     """Spine and ribs windows placed from the body outline (thoracic rows, midline and one side)."""
-    from spectbone.counts.domain import body_mask
-
     body = body_mask(counts)
     rows = np.nonzero(body.any(axis=1))[0]
     top, height = int(rows.min()), int(rows.max() - rows.min() + 1)
@@ -175,25 +175,31 @@ def figure(original: np.ndarray, examples: dict[str, np.ndarray], fraction: floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import textwrap
+
     panels = [(METHODS[k].label.split(" (")[0], v / fraction) for k, v in examples.items() if v.size]
     panels.append(("Full-count original", original))
+    panels = [("\n".join(textwrap.wrap(title, 16)), img) for title, img in panels]
     vmax = float(np.percentile(original[original > 0], 99.5)) if np.any(original > 0) else 1.0
     boxes = zoom_boxes(original)
-    fig, axes = plt.subplots(3, len(panels), figsize=(1.9 * len(panels), 12),
-                             gridspec_kw={"height_ratios": [4, 1.2, 1.2]}, squeeze=False)
+    rows = np.nonzero(body_mask(original).any(axis=1))[0]  # the patient's rows: the whole scan, no empty ends
+    top, bottom = max(int(rows.min()) - 16, 0), min(int(rows.max()) + 17, original.shape[0])
+    fig, axes = plt.subplots(3, len(panels), figsize=(1.6 * len(panels), 9.5),
+                             gridspec_kw={"height_ratios": [4, 1.3, 1.3], "hspace": 0.12, "wspace": 0.05},
+                             squeeze=False)
     for j, (title, img) in enumerate(panels):
-        axes[0, j].imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+        axes[0, j].imshow(img[top:bottom], cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
         axes[0, j].set_title(title, fontsize=7)
         for i, (name, (rs, cs)) in enumerate(boxes.items(), start=1):
-            axes[0, j].add_patch(matplotlib.patches.Rectangle((cs.start, rs.start), cs.stop - cs.start,
+            axes[0, j].add_patch(matplotlib.patches.Rectangle((cs.start, rs.start - top), cs.stop - cs.start,
                                                               rs.stop - rs.start, fill=False, lw=0.8,
                                                               ec="tab:red" if i == 1 else "tab:blue"))
             axes[i, j].imshow(img[rs, cs], cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
             axes[i, j].set_title(name, fontsize=6)
         for ax in axes[:, j]:
             ax.axis("off")
-    fig.suptitle(f"NM1 (real NEMA whole-body bone scan) at {100 * fraction:g} % of its counts, seed 0: "
-                 f"x / p in full-count units, one window", fontsize=8)
+    fig.suptitle(f"NM1 (real NEMA whole-body bone scan) at {100 * fraction:g} % of its counts, seed 0:\n"
+                 f"x / p in full-count units, one display window; zooms: spine (red), ribs (blue)", fontsize=8, y=0.99)
     save_figure(fig, path)
 
 
