@@ -244,10 +244,11 @@ def _jobs_in(text: str) -> list[str]:
     return re.findall(r"^(?:local)?rule (\w+):$", text, re.M)
 
 
-def _killed_run(args: list[str], rule: str, after_s: float, log_path: Path, timeout=900) -> str:
-    """Start snakemake (own process group), wait until a job of `rule` has started and `after_s`
-    more seconds, then SIGKILL the whole group: snakemake and its jobs, as the OOM killer or a lost
-    node leaves a run. Returns its output; fails if the job finished or the run ended first."""
+def _killed_run(args: list[str], rule: str, output: Path, after_s: float, log_path: Path, timeout=900) -> str:
+    """Start snakemake (own process group), wait until the job of `rule` has started (its header is
+    printed and its old `output` removed, as Snakemake does before running a job) and `after_s` more
+    seconds, then SIGKILL the whole group: snakemake and its jobs, as the OOM killer or a lost node
+    leaves a run. Returns its output; fails if the job finished or the run ended first."""
     import signal
     import time
 
@@ -257,7 +258,7 @@ def _killed_run(args: list[str], rule: str, after_s: float, log_path: Path, time
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         try:
-            while rule not in _jobs_in(log_path.read_text()):
+            while rule not in _jobs_in(log_path.read_text()) or output.exists():
                 assert proc.poll() is None, f"the run ended before {rule} started:\n{log_path.read_text()[-3000:]}"
                 assert time.monotonic() < deadline, f"{rule} did not start within {timeout} s"
                 time.sleep(0.1)
@@ -284,14 +285,16 @@ def test_killed_runs_rerun_only_what_was_incomplete_and_tables_stay_identical(da
     bm3d_before = dict(np.load(ROOT / bm3d))
     table6, table7 = "results/test/tables/table6.csv", "results/test/tables/table7.csv"
     run = ["--cores", "2", "--resources", "gpu=1"]
+    model = "results/test/models/estimator.pt"
     points = [  # (rule cut, seconds into its job, killed run's targets, rerun's targets, jobs the rerun must run)
-        ("train_estimator", 8.0, [table6], [table6], ["train_estimator", "noise_estimates", "table6"]),
+        ("train_estimator", 8.0, [model, table6], [table6], ["train_estimator", "noise_estimates", "table6"]),
         ("infer_bm3d", 3.0, [bm3d], [bm3d, table7], ["infer_bm3d", "evaluate", "table7"]),  # one level only
         ("table7", 0.0, [table7], [table7], ["table7"]),
     ]
     record = []
     for rule, after_s, targets, rerun_targets, expected in points:
-        killed = _killed_run([*run, "--forcerun", rule, "--", *targets], rule, after_s, tmp_path / f"killed_{rule}.out")
+        killed = _killed_run([*run, "--forcerun", rule, "--", *targets], rule, ROOT / targets[0], after_s,
+                             tmp_path / f"killed_{rule}.out")
         finished_before_kill = set(re.findall(r"\(Rule: (\w+)\)", killed))
         unlock = snakemake("--unlock")  # SIGKILL leaves Snakemake's lock behind: the documented first step
         assert unlock.returncode == 0, unlock.stderr[-3000:]
