@@ -40,6 +40,10 @@ wildcard_constraints:
 
 # Light bookkeeping runs on the submitting machine; on a cluster it would wait longer in the queue
 # than it takes to run.
+onstart:
+    fit_to_slurm()
+
+
 localrules:
     split,
     noise_manifest,

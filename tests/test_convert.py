@@ -140,11 +140,20 @@ def test_shipped_encodings_and_undecodable_jpeg(tmp_path):
     assert list(manifest.columns) == MANIFEST_COLUMNS and list(rejects.columns) == REJECT_COLUMNS
     assert len(manifest) == 4
     assert (manifest["rows"] == 1024).all() and (manifest["cols"] == 256).all()
-    assert (manifest["status"] == "ok").all()
-    lossless = manifest[manifest["total_counts"] == NM1_TOTAL]
+    # JPEG2000_UNC is JPEG2000.dcm decompressed (same SOPInstanceUID, LossyImageCompression 01): one
+    # instance, both lossy, so the first in the listing is kept and the other listed as its duplicate
+    files = list_input_files(inp)
+    dup = manifest[manifest["status"] == "duplicate"]
+    assert len(dup) == 1 and files[int(dup["position"].iloc[0]) - 1].name == "nm1_j2k_unc"
+    assert files[int(dup["duplicate_of"].iloc[0]) - 1].name == "JPEG2000.dcm"
+    assert "both are lossy" in dup["reason"].iloc[0] and dup["image_path"].iloc[0] == ""
+    ok = manifest[manifest["status"] == "ok"]
+    assert len(ok) == 3 and ok["image_id"].is_unique
+    ok = ok.astype({"total_counts": float})
+    lossless = ok[ok["total_counts"] == NM1_TOTAL]
     assert len(lossless) == 1
     # lossy encodings of the same scan: within a few percent of the true total
-    assert np.allclose(manifest["total_counts"], NM1_TOTAL, rtol=0.06)
+    assert np.allclose(ok["total_counts"], NM1_TOTAL, rtol=0.06)
     assert list(_by_path(inp, rejects)) == ["JPEG-lossy.dcm"]
     reason = rejects["reason"].iloc[0]
     assert "JPEG Extended" in reason and "decoder" in reason
@@ -308,3 +317,153 @@ def test_command_line_entry_point(nm1_path, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "rejects.csv").read_text().strip() == "position,file_id,source_sha256,reason"
+
+
+def _deep_sequence_file(path: Path, nm1: Dataset, depth: int) -> None:
+    """NM1's header (no pixel data) followed by `depth` sequences nested in each other, as raw
+    explicit-VR little-endian bytes (undefined lengths): a parser that recurses per level dies."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    header = copy.deepcopy(nm1)
+    del header.PixelData
+    header.SOPInstanceUID = generate_uid()
+    header.file_meta.MediaStorageSOPInstanceUID = header.SOPInstanceUID
+    header.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, False
+    write_dataset(buf, header)
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, header.file_meta, enforce_standard=True)
+    open_seq = b"\x40\x00\x75\x02SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    close_seq = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    path.write_bytes(b"\0" * 128 + b"DICM" + meta.getvalue() + buf.getvalue() + open_seq * depth + close_seq * depth)
+
+
+def test_any_name_reexports_links_and_hostile_files_beside_a_good_study(nm1, tmp_path, monkeypatch):
+    """Issue 20: a good study, a re-export of it (same SOPInstanceUID, one attribute different),
+    a lossy re-export, a Latin-1 file name, spaces, option-like names, a symbolic-link loop, a path
+    longer than PATH_MAX, a file that vanishes after listing, and the hostile files: the good study
+    is converted once, every other entry is one rejects row or a duplicate row, exit 0."""
+    import hashlib
+    import hmac
+    import os
+
+    from spectbone.prep import convert as convert_module
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    good = copy.deepcopy(nm1)
+    good.SOPInstanceUID = generate_uid()
+    good.file_meta.MediaStorageSOPInstanceUID = good.SOPInstanceUID
+    good.save_as(inp / "good.dcm", enforce_file_format=True)
+    # re-exports of the same instance: a lossy one listed first (the lossless good study must win)...
+    lossy = copy.deepcopy(good)
+    lossy.LossyImageCompression = "01"
+    lossy.save_as(inp / "a lossy export.dcm", enforce_file_format=True)
+    # ...a lossless one with another attribute, in a folder with a space, and one under a Latin-1 name
+    again = copy.deepcopy(good)
+    again.InstitutionName = "Second export run"
+    (inp / "export 2").mkdir()
+    again.save_as(inp / "export 2" / "good.dcm", enforce_file_format=True)
+    latin1 = os.path.join(os.fsencode(inp), b"\xe9t\xe9 \xff\xfe.dcm")  # not UTF-8: surrogates in Python
+    again.StationName = "other station"
+    again.save_as(os.fsdecode(latin1), enforce_file_format=True)
+    # option-like names, hostile contents
+    raw = (inp / "good.dcm").read_bytes()
+    (inp / "-rf").write_bytes(raw[: len(raw) // 3])                                    # truncated
+    (inp / "--out=x.dcm").write_bytes(b"")                                              # empty
+    (inp / "-- header only.dcm").write_bytes(raw[:132] + raw[132:400])                  # preamble + meta only
+    (inp / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))              # random bytes
+    (inp / "notes.txt").write_text("not an image\n" * 10)                               # not DICOM
+    frames = copy.deepcopy(good)
+    frames.SOPInstanceUID, frames.NumberOfFrames = generate_uid(), 7                     # frames beyond the data
+    frames.save_as(inp / "frames.dcm", enforce_file_format=True)
+    wrong = copy.deepcopy(good)
+    wrong.SOPInstanceUID, wrong.BitsAllocated = generate_uid(), 32                       # wrong bits
+    wrong.save_as(inp / "bits.dcm", enforce_file_format=True)
+    huge = copy.deepcopy(good)
+    huge.SOPInstanceUID, huge.Rows, huge.Columns = generate_uid(), 60000, 60000          # huge dimensions
+    huge.save_as(inp / "huge.dcm", enforce_file_format=True)
+    _deep_sequence_file(inp / "deep.dcm", nm1, depth=20000)                            # deep sequences
+    # links: one back to the folder itself (a loop for a walk that follows links), two that loop, one dangling
+    os.symlink(".", inp / "loop")
+    os.symlink("b.lnk", inp / "a.lnk")
+    os.symlink("a.lnk", inp / "b.lnk")
+    os.symlink("nowhere.dcm", inp / "broken-link.dcm")
+    # a path longer than PATH_MAX, built one folder at a time (relative to open folder handles)
+    fd = os.open(inp, os.O_RDONLY)
+    try:
+        for _ in range(os.pathconf(inp, "PC_PATH_MAX") // 250 + 1):
+            os.mkdir("d" * 250, dir_fd=fd)
+            new = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = new
+        out_fd = os.open("deep_study.dcm", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out_fd, raw)
+        os.close(out_fd)
+    finally:
+        os.close(fd)
+    # a file that vanishes between the listing and its reading
+    (inp / "zz_vanishing.dcm").write_bytes(raw)
+    listing = convert_module.list_input_files
+
+    listed: list[Path] = []
+
+    def list_then_lose_one(root):
+        listed.extend(listing(root))
+        os.unlink(inp / "zz_vanishing.dcm")
+        return list(listed)
+
+    monkeypatch.setattr(convert_module, "list_input_files", list_then_lose_one)
+    out = tmp_path / "out"
+    rc, manifest, rejects = _convert(inp, out, "--log", str(out / "convert.log"))
+    assert rc == 0
+
+    names = {i + 1: f.relative_to(inp).as_posix() for i, f in enumerate(listed)}
+    long_dirs = [n for n in names.values() if n.startswith("d" * 250)]
+    assert len(long_dirs) == 1 and len(names) == 19, names  # 17 in the top folder, one in export 2, the long one
+    ok = manifest[manifest["status"] == "ok"]
+    assert len(ok) == 1 and float(ok["total_counts"].iloc[0]) == NM1_TOTAL
+    good_pos = int(ok["position"].iloc[0])
+    assert names[good_pos] == "good.dcm"
+    dup = manifest[manifest["status"] == "duplicate"]
+    dup_names = {names[int(p)]: r for p, r in zip(dup["position"], dup["reason"])}
+    latin1_rel = os.fsdecode(b"\xe9t\xe9 \xff\xfe.dcm")
+    assert set(dup_names) == {"a lossy export.dcm", "export 2/good.dcm", latin1_rel}
+    assert (dup["duplicate_of"].astype(int) == good_pos).all() and (dup["image_path"] == "").all()
+    assert "lossless and this copy is lossy" in dup_names["a lossy export.dcm"]
+    assert "read first" in dup_names["export 2/good.dcm"]
+    assert dup["sop_instance_id"].nunique() == 1 and dup["sop_instance_id"].iloc[0] == ok["sop_instance_id"].iloc[0]
+    assert sorted((out / "images").iterdir()) == [out / ok["image_path"].iloc[0]]  # the demoted image is gone
+
+    reasons = {names[int(p)]: r for p, r in zip(rejects["position"], rejects["reason"])}
+    accounted = set(reasons) | set(dup_names) | {"good.dcm"}
+    assert accounted == set(names.values()), set(names.values()) ^ accounted
+    assert len(rejects) == len(reasons)  # one row per entry
+    long_dir = next(n for n in reasons if n.startswith("d" * 250))
+    assert "longer than this system can open" in reasons[long_dir]
+    assert "symbolic link to a folder: not followed" in reasons["loop"]
+    assert "loops" in reasons["a.lnk"] and "loops" in reasons["b.lnk"]
+    assert "points to nothing" in reasons["broken-link.dcm"]
+    assert "vanished between listing" in reasons["zz_vanishing.dcm"]
+    assert "truncated" in reasons["-rf"] and "empty" in reasons["--out=x.dcm"]
+    assert "not a DICOM file" in reasons["random.bin"] and "not a DICOM file" in reasons["notes.txt"]
+    assert "needs" in reasons["frames.dcm"] and "7 frame" in reasons["frames.dcm"]
+    assert "decoding limits" in reasons["huge.dcm"]
+    assert reasons["bits.dcm"] and reasons["deep.dcm"] and reasons["-- header only.dcm"]
+
+    # the Latin-1 name's pseudonym is the HMAC of its own bytes; no name reaches an output or the log
+    latin1_pos = next(p for p, n in names.items() if n == latin1_rel)
+    row = manifest[manifest["position"].astype(int) == latin1_pos]
+    assert len(row) == 1
+    for p in out.rglob("*"):
+        if p.is_file():
+            content = p.read_bytes()
+            for needle in (b"\xe9t\xe9", b"\xff\xfe", b"lossy export", b"export 2", b"vanishing", b"broken-link", b"-rf",
+                           b"d" * 250, b"good.dcm", os.fsencode(inp)):
+                assert needle not in content, f"{needle!r} leaked into {p.name}"
+    fresh = pd.read_csv(out / "rejects.csv", keep_default_na=False)
+    by_name = {names[int(p)]: f for p, f in zip(fresh["position"], fresh["file_id"])}
+    assert by_name["-rf"] == hmac.new(TEST_KEY.encode(), b"file:-rf", hashlib.sha256).hexdigest()[:12]

@@ -155,3 +155,19 @@ def test_key_file_named_in_the_config(nm1_path, tmp_path):
     assert proc.returncode == 2 and "key file" in proc.stderr
     proc = _run(inp, tmp_path / "missing", KEY_A, "--id-key-file", str(tmp_path / "nope.key"))
     assert proc.returncode == 2 and "cannot be read" in proc.stderr
+
+
+def test_pseudonym_of_bytes_is_the_hmac_of_those_bytes():
+    """A file name that is not UTF-8 (Latin-1 0xE9, 0xFF 0xFE) is pseudonymised from its own bytes;
+    text keeps hashing as UTF-8, so every UTF-8 name keeps its pseudonym."""
+    import hashlib
+    import hmac
+    import os
+
+    from spectbone.util.pseudonym import PseudonymKey
+
+    key = PseudonymKey(b"k" * 32, "test key")
+    raw = b"file:\xe9t\xe9 \xff\xfe.dcm"
+    name = os.fsdecode(raw)  # what os.walk on text gives: lone surrogates, which UTF-8 cannot encode
+    assert key.pseudonym(os.fsencode(name)) == hmac.new(b"k" * 32, raw, hashlib.sha256).hexdigest()[:12]
+    assert key.pseudonym("file:été.dcm") == key.pseudonym("file:été.dcm".encode())

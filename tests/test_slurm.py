@@ -6,7 +6,7 @@ possible; with CI=true they fail instead. Deselect with `-m "not slurm"`.
 
 Environment knobs:
   SPECTBONE_SLURM_TARGETS   space-separated targets for the repository run (default: the
-                            test config's final targets, i.e. `rule all`)
+                            whole test config, i.e. `rule all`)
   SPECTBONE_SLURM_TIMEOUT   seconds allowed for the repository run (default 1800)
 """
 
@@ -31,12 +31,10 @@ PROFILE = REPO / "profiles" / "slurm"
 WORKFLOW_PROFILE = REPO / "profiles" / "default"
 TOY = REPO / "tests" / "slurm_toy" / "Snakefile"
 RUN_NAME = "test_slurm"
-# Targets for the repository run; empty means the default target (`rule all`).
-DEFAULT_TARGETS: list[str] = [  # the main EMANet chain and one baseline: every kind of GPU job, in minutes
-    "results/test_slurm/models/estimator.pt",
-    "results/test_slurm/models/emanet_ct_full_lam0.2.pt",
-    "results/test_slurm/models/dncnn.pt",
-]
+# Targets for the repository run; empty means the default target (`rule all`): the whole test config.
+DEFAULT_TARGETS: list[str] = []
+IMPOSSIBLE_RUN = "test_slurm_impossible"
+FAIL_FAST_S = 120  # a job no node can hold must fail within this
 TOY_TIMEOUT = 300
 # The profile polls every 30 s, as a shared controller needs; this one-node test cluster is not
 # shared, so the tests poll faster (command-line options win over the profile's).
@@ -191,8 +189,7 @@ def test_repository_workflow_training_runs_on_slurm_gpu(request):
     args = [
         "--configfile", "config/test.yaml", "--config", f"name={RUN_NAME}",
         "--profile", str(PROFILE), *FAST_POLLING,
-        # Jobs must fit this node: rules asking more threads than it has would be refused.
-        "--max-threads", str(os.cpu_count() or 1),
+        # No --max-threads: the workflow fits group jobs and threads to the nodes itself (onstart).
         "--verbose",
         *_targets(),
     ]
@@ -210,6 +207,17 @@ def test_repository_workflow_training_runs_on_slurm_gpu(request):
     elsewhere = [c for r in train_rules for c in calls[r] if not re.search(r"(-p|--partition)[= ]'?gpu\b", c)]
     assert not elsewhere, f"training jobs not routed to the gpu partition: {elsewhere}"
     n_submitted = sum(len(calls[r]) for r in train_rules)
+    # the whole test config ran on SLURM (not only training), and no job asked more CPUs than the node has
+    # (profiles/slurm groups BM3D jobs three to a job: the group is fitted to the node's CPUs)
+    ran = set(calls) | {r for r, ids in _submitted_job_ids(out).items() if ids}
+    assert {"synthesize", "convert", "preprocess", "infer_learned", "evaluate", "table7"} <= ran, sorted(ran)
+    assert any("infer_bm3d" in line for line in out.splitlines() if "sbatch call" in line), "no BM3D job on SLURM"
+    node_cpus = os.cpu_count() or 1
+    asked = [(int(m.group(1)), line) for cs in calls.values() for line in cs
+             for m in [re.search(r"--cpus-per-(?:task|gpu)[= ]'?(\d+)", line)] if m]
+    too_big = [line for n, line in asked if n > node_cpus]
+    assert asked and not too_big, f"jobs asking more than the node's {node_cpus} CPUs: {too_big}"
+    assert (out_dir / "tables" / "table7.csv").exists() and (out_dir / "claims.md").exists()
 
     logs = sorted((out_dir / "logs").glob("train_*/**/*.log"))
     assert logs, f"no training logs under {out_dir / 'logs'}/train_*/"
@@ -231,3 +239,34 @@ def test_repository_workflow_training_runs_on_slurm_gpu(request):
         f"training logs from rules never submitted to SLURM: {set(per_rule) - set(train_rules)}"
     )
     print(f"{n_submitted} training jobs in {len(train_rules)} rules ran on SLURM with a GPU")
+
+
+def test_a_job_no_node_can_hold_fails_fast_naming_the_rule(request):
+    """A rule asking more CPUs than any node has (SLURM would keep it PENDING, reason PartitionConfig,
+    forever) is cancelled by the workflow's guard, not retried, and the run fails within FAIL_FAST_S
+    with a message naming the rule, its request and the node's limit."""
+    if not (REPO / "Snakefile").is_file():
+        pytest.skip("the repository's Snakefile does not exist yet")
+    request.getfixturevalue("slurm_cluster")
+    for folder in (REPO / "results" / IMPOSSIBLE_RUN, REPO / "resources" / IMPOSSIBLE_RUN):
+        shutil.rmtree(folder, ignore_errors=True)
+    (REPO / "results" / IMPOSSIBLE_RUN).mkdir(parents=True)
+    node_cpus = os.cpu_count() or 1
+    asked = 32 * node_cpus
+    args = ["--configfile", "config/test.yaml", "--config", f"name={IMPOSSIBLE_RUN}",
+            "--profile", str(PROFILE), *FAST_POLLING,
+            "--set-resources", f"synthesize:cpus_per_task={asked}", "--", f"resources/{IMPOSSIBLE_RUN}/cohort"]
+    log_path = REPO / "results" / IMPOSSIBLE_RUN / "snakemake_slurm.out"
+    try:
+        rc, out, wall = _run_snakemake(args, REPO, 3 * FAIL_FAST_S, log_path)
+    finally:
+        shutil.rmtree(REPO / "resources" / IMPOSSIBLE_RUN, ignore_errors=True)
+    print(f"impossible job failed after {wall:.1f} s wall")
+    assert rc not in (0, 124), f"rc {rc}; see {log_path}:\n{out[-4000:]}"
+    assert wall < FAIL_FAST_S, f"took {wall:.0f} s to fail (limit {FAIL_FAST_S} s); see {log_path}"
+    message = next((line for line in out.splitlines() if "can never start" in line), "")
+    assert "rule synthesize" in message and f"{asked} CPUs" in message, out[-4000:]
+    assert f"largest node offers {node_cpus} CPUs" in message and "PartitionConfig" in message, message
+    assert len(_submitted_job_ids(out).get("synthesize", [])) == 1, "a request that can never run was retried"
+    ids = _submitted_job_ids(out)["synthesize"]
+    assert "JobState=CANCELLED" in _scontrol_job(ids[0]), _scontrol_job(ids[0])

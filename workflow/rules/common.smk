@@ -1,6 +1,7 @@
 # Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
 import json
 import os
+import subprocess
 
 from snakemake.exceptions import WorkflowError
 
@@ -325,3 +326,43 @@ def history_stem(wildcards, output):
     return os.path.splitext(output.history)[0]
 
 
+
+
+def fit_to_slurm():
+    """On a SLURM run (the main Snakemake process): cap what a group job may ask (and, as Snakemake
+    scales threads down to the cores it is given, every job's threads) at the smallest of the
+    partitions' largest nodes, so that profiles/slurm's BM3D groups fit the nodes there are (Snakemake
+    then runs a group's members partly in series), and cancel any job SLURM can never start, naming the
+    rule, its request and the limit, instead of waiting on it forever, and without retrying it
+    (spectbone.util.slurm_fit). The scheduler's own limits were copied before `onstart`, so the number
+    of jobs running at once across the cluster is not touched."""
+    plugin = workflow.executor_plugin
+    if workflow.local_exec or workflow.remote_exec or plugin is None or "slurm" not in (plugin.name, plugin.cli_prefix):
+        return
+    try:
+        from spectbone.util import slurm_fit
+    except ImportError:  # the package lives only in the jobs' environment
+        logger.warning("spectbone is not importable by Snakemake: group jobs are not fitted to the nodes and "
+                       "jobs that can never start are not cancelled")
+        return
+    try:
+        partitions, _ = slurm_fit.cluster_limits()
+        cpus, mem_mb = slurm_fit.group_caps(partitions)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        logger.warning(f"SLURM: sinfo did not say what the nodes offer ({exc}): group jobs are not fitted to them")
+        cpus = mem_mb = None
+    if cpus is not None:
+        for name, cap in (("_cores", cpus), ("mem_mb", mem_mb)):
+            given = workflow.global_resources.get(name)
+            value = given.value if given is not None else None
+            workflow.global_resources[name] = cap if not isinstance(value, int) or value > cap else value
+        logger.info(f"SLURM: every job's threads and each group job capped at {cpus} CPUs, groups at {mem_mb} MB "
+                    "(the smallest partition's largest node)")
+    interval = workflow.remote_execution_settings.seconds_between_status_checks
+    slurm_fit.PendingGuard(os.getcwd(), logger.error, interval, no_retry=_never_retry).start()
+
+
+def _never_retry(name):
+    """A request SLURM can never meet fails the same way on every attempt: retry that rule no more."""
+    if name in {r.name for r in workflow.rules}:
+        workflow.get_rule(name).restart_times = 0

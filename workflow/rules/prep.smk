@@ -22,7 +22,7 @@ rule convert:
     benchmark:
         f"{OUT}/benchmarks/convert/convert.tsv"
     shell:
-        "spectbone convert {input} --out {params.out} {params.key} {params.limits} --log {log}"
+        "spectbone convert {input:q} --out {params.out} {params.key} {params.limits} --log {log}"
 
 
 rule preprocess:
@@ -50,7 +50,8 @@ rule preprocess:
 
 rule split:
     input:
-        f"{OUT}/preprocess/preprocess.csv",
+        preprocess=f"{OUT}/preprocess/preprocess.csv",
+        manifest=f"{OUT}/convert/manifest.csv",
     output:
         f"{OUT}/split.csv",
     params:
@@ -64,5 +65,5 @@ rule split:
     log:
         f"{OUT}/logs/split/split.log",
     shell:
-        "spectbone split --preprocess {input} --out {output} {params.n_test} --test-fraction {params.test_fraction}"
+        "spectbone split --preprocess {input.preprocess} --manifest {input.manifest} --out {output} {params.n_test} --test-fraction {params.test_fraction}"
         " --val-fraction {params.val_fraction} {params.lossy} --seed {params.seed} --log {log}"

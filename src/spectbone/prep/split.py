@@ -9,6 +9,11 @@ transfer syntax, or LossyImageCompression 01) are kept out of train and val unle
 ``--allow-lossy-training`` (config ``data.allow_lossy_training``): compression artefacts would be
 learnt as signal. Patients are assigned as usual; a lossy view of a train/val patient is left out
 of the split (logged), one of a test patient stays in the test set (denoising it is legitimate).
+
+Before writing, `check_no_leak` verifies what the split promises and logs it: no patient
+(pseudonym) and, given convert's manifest (``--manifest``), no SOP instance (``sop_instance_id``)
+has images on two sides. A SOP instance under two patient IDs (a study re-exported with another
+ID) is exactly what a patient-level split cannot see; the run stops naming the pseudonyms.
 """
 
 from __future__ import annotations
@@ -63,8 +68,28 @@ def split_patients(images: pd.DataFrame, test_fraction: float, val_fraction: flo
     return out.sort_values(["set", "image_id"]).reset_index(drop=True)
 
 
+def check_no_leak(split: pd.DataFrame, manifest: pd.DataFrame | None = None) -> str:
+    """Raise ValueError if a patient or a SOP instance has images on two sides; else say what was checked."""
+    sides = split.groupby("patient_id")["set"].nunique()
+    if (sides > 1).any():
+        raise ValueError("patients on two sides of the split: " + ", ".join(sides[sides > 1].index[:10]))
+    said = f"{len(sides)} patients, each on one side"
+    if manifest is None or "sop_instance_id" not in manifest:
+        return said + " (no manifest with SOP instances given: instances not checked)"
+    sop = manifest.loc[manifest["image_id"].astype(str) != "", ["image_id", "sop_instance_id"]]
+    joined = split.merge(sop, on="image_id", how="left")
+    known = joined[joined["sop_instance_id"].fillna("").astype(str) != ""]
+    per_sop = known.groupby("sop_instance_id")["set"].nunique()
+    if (per_sop > 1).any():
+        raise ValueError("SOP instances with images on two sides of the split (one image under two patient IDs?): "
+                         + ", ".join(per_sop[per_sop > 1].index[:10]))
+    return said + f"; {len(per_sop)} SOP instances, each on one side"
+
+
 def add_arguments(parser, verb):
     parser.add_argument("--preprocess", required=True, help="preprocess.csv from `spectbone preprocess`")
+    parser.add_argument("--manifest", default=None,
+                        help="convert's manifest.csv: also check that no SOP instance is on two sides")
     parser.add_argument("--out", required=True, help="split CSV to write")
     parser.add_argument("--test-fraction", type=float, default=40 / 310)
     parser.add_argument("--n-test-images", type=int, default=None, help="overrides --test-fraction")
@@ -80,6 +105,8 @@ def run(args):
     kept = table[table["keep"].map(truthy)]
     split = split_patients(kept, args.test_fraction, args.val_fraction, args.seed, args.n_test_images,
                            allow_lossy_training=args.allow_lossy_training)
+    manifest = pd.read_csv(args.manifest, keep_default_na=False, dtype=str) if args.manifest else None
+    log.info("leakage check: %s", check_no_leak(split, manifest))
     split.to_csv(args.out, index=False)
     counts = split.groupby("set").agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
     log.info("split of %d images:\n%s", len(split), counts.to_string())

@@ -40,9 +40,14 @@ class PseudonymKey:
     secret: bytes = field(repr=False)
     label: str
 
-    def pseudonym(self, value: str, digits: int = ID_HEX_DIGITS) -> str:
-        """First `digits` hex digits of HMAC-SHA256(key, value)."""
-        return hmac.new(self.secret, value.encode("utf-8"), hashlib.sha256).hexdigest()[:digits]
+    def pseudonym(self, value: str | bytes, digits: int = ID_HEX_DIGITS) -> str:
+        """First `digits` hex digits of HMAC-SHA256(key, value).
+
+        Text is hashed as UTF-8; bytes as they are, so a file name that is not UTF-8 (Latin-1 from
+        a Windows share, held by Python as surrogate escapes) is hashed from its real bytes
+        (`os.fsencode`) instead of failing to encode."""
+        data = value if isinstance(value, bytes) else value.encode("utf-8")
+        return hmac.new(self.secret, data, hashlib.sha256).hexdigest()[:digits]
 
     @property
     def is_demo(self) -> bool:
