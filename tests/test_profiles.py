@@ -45,7 +45,7 @@ def test_slurm_profile_retries_polls_gently_and_keeps_flags_in_their_keys():
 
 
 def test_attempt_scaled_resources_on_the_gpu_rules():
-    for smk in ("train.smk", "infer.smk"):
+    for smk in ("train.smk", "infer.smk", "counts.smk"):
         text = (REPO / "workflow" / "rules" / smk).read_text()
         assert 'mem_mb=TR["mem_mb"]' not in text and "mem_mb=attempt_scaled(" in text
 

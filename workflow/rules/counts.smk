@@ -147,25 +147,40 @@ rule finetune_counts:
         " --threads {threads} --log {log}"
 
 
+LEARNED_COUNT_METHODS = [s.key for s in COUNT_REGISTRY.SPECS if s.model]
+CLASSICAL_COUNT_METHODS = [s.key for s in COUNT_REGISTRY.SPECS if not s.model]
+COUNT_SPLIT_SHELL = (
+    "spectbone count-split --dataset {wildcards.dataset} --method {wildcards.cmethod} {params.inputs}"
+    " --fractions {params.fractions} --seeds {params.seeds} --holdout-seed {params.holdout}"
+    " --out {output.tiles} --frames {output.frames} --example {output.example} --threads {threads} --log {log}"
+)
+COUNT_SPLIT_PARAMS = {
+    "inputs": count_split_args,
+    "fractions": ",".join(f"{float(f):g}" for f in CT["fractions"]),
+    "seeds": lambda wildcards: ",".join(str(s) for s in range(CT["phantom_seeds"] if wildcards.dataset == "phantom"
+                                                               else CT["seeds"])),
+    "holdout": config["seed"],
+}
+COUNT_SPLIT_OUTPUT = {
+    "tiles": f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}.csv",
+    "frames": f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}_frames.csv",
+    "example": f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}.npz",
+}
+
+
+# Count-split scores: classical methods (CPU, one job each: Anscombe-BM3D is the slow one) and the methods
+# that run a network (a GPU job each), planned from the registry.
 rule count_split:
     input:
         unpack(count_split_inputs),
     output:
-        tiles=f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}.csv",
-        frames=f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}_frames.csv",
-        example=f"{OUT}/counts/eval/{{dataset}}/{{cmethod}}.npz",
+        **COUNT_SPLIT_OUTPUT,
     wildcard_constraints:
         dataset="|".join(COUNT_DATASETS),
-        cmethod="|".join(COUNT_REGISTRY.BY_KEY),
+        cmethod="|".join(CLASSICAL_COUNT_METHODS),
     params:
-        inputs=count_split_args,
-        fractions=",".join(f"{float(f):g}" for f in CT["fractions"]),
-        seeds=lambda wildcards: ",".join(str(s) for s in range(CT["phantom_seeds"] if wildcards.dataset == "phantom"
-                                                                else CT["seeds"])),
-        holdout=config["seed"],
+        **COUNT_SPLIT_PARAMS,
     threads: 1
-    resources:
-        gpu=lambda wildcards: int(COUNT_REGISTRY.BY_KEY[wildcards.cmethod].model is not None),
     conda:
         CONDA_ENV
     log:
@@ -173,9 +188,32 @@ rule count_split:
     benchmark:
         f"{OUT}/benchmarks/count_split/{{dataset}}_{{cmethod}}.tsv"
     shell:
-        "spectbone count-split --dataset {wildcards.dataset} --method {wildcards.cmethod} {params.inputs}"
-        " --fractions {params.fractions} --seeds {params.seeds} --holdout-seed {params.holdout}"
-        " --out {output.tiles} --frames {output.frames} --example {output.example} --threads {threads} --log {log}"
+        COUNT_SPLIT_SHELL
+
+
+rule count_split_learned:
+    input:
+        unpack(count_split_inputs),
+    output:
+        **COUNT_SPLIT_OUTPUT,
+    wildcard_constraints:
+        dataset="|".join(COUNT_DATASETS),
+        cmethod="|".join(LEARNED_COUNT_METHODS),
+    params:
+        **COUNT_SPLIT_PARAMS,
+    threads: TR["threads"]
+    resources:
+        gpu=1,
+        mem_mb=attempt_scaled(TR["mem_mb"]),
+        runtime=attempt_scaled(TR["runtime"]),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/count_split/{{dataset}}_{{cmethod}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/count_split/{{dataset}}_{{cmethod}}.tsv"
+    shell:
+        COUNT_SPLIT_SHELL
 
 
 rule real_counts:
