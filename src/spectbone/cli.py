@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-manifest": ("spectbone.noise.augment", "write the seeded training-noise manifest (levels 1..50)"),
     "pretrain-data": ("spectbone.data.pretrain", "build CT (Mayo or simulated) / natural-image pairs"),
     "train": ("spectbone.train.command", "train one model (estimator, EMANet variant, baseline, segmenter)"),
+    "curves": ("spectbone.train.curves", "learning curves of a table group's training runs (report figure)"),
     "infer": ("spectbone.infer.testset", "run a trained model or classical method over the test set"),
     "evaluate": ("spectbone.evaluate.score", "PSNR/SSIM/RMSE and noise-estimate metrics"),
     "table": ("spectbone.paper.tables", "write one paper table (CSV + Markdown) beside the paper's values"),
@@ -29,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "paper-notes": ("spectbone.paper.inconsistencies", "where the paper's own numbers disagree with each other"),
     "provenance": ("spectbone.paper.provenance", "provenance.json: data, pretraining, VGG weights, versions, commit"),
     "params": ("spectbone.paper.params", "parameter count per network"),
-    "bench": ("spectbone.bench.command", "benchmarks: training speed vs matmul peak, loader, BM3D"),
+    "bench": ("spectbone.bench.command", "benchmarks: training step (default vs fp32), matmul peak, loader, BM3D"),
     "denoise": ("spectbone.infer.denoise", "denoise new DICOM studies with a trained EMANet"),
     "bundle": ("spectbone.models.bundle", "one weights file for both stages: EMANet with its estimator inside"),
 }
