@@ -70,7 +70,7 @@ def test_fast_step_gives_the_fp32_loss(channels_last, dtype, tol):
             out = model(noisy, level_plane(batch["map_level"], noisy))
         loss = task.loss_fn(out.float(), speed.to_format(target))
         loss.backward()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     assert losses[1] == pytest.approx(losses[0], rel=tol)
     cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
