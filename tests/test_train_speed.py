@@ -169,3 +169,4 @@ def test_bench_train_compares_the_paths(tmp_path):
     assert len(df) == 4 and (tmp_path / "bench.md").exists()
     assert (df["images_per_s"] > 0).all() and (df.loc[df["path"] == "fp32 NCHW (old)", "speedup_vs_fp32"] == 1).all()
     assert np.isfinite(df["val_psnr"]).all() and df["psnr_minus_fp32_ci"].str.startswith("[").all()
+    assert df["within_fp32_interval"].all()  # the default step keeps the fp32 validation PSNR

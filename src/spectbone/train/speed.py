@@ -7,14 +7,17 @@ measures each choice side by side with the plain fp32 NCHW path, and the short-r
 - CPU with AMX tiles (Sapphire Rapids and later): channels_last + bfloat16 autocast, which oneDNN
   runs on the AMX units.
 - any other CPU (AVX2 / AVX-512 without AMX): fp32 NCHW. There bfloat16 is emulated (6-30x slower
-  per step, measured) and channels_last alone was slower than NCHW for these small-width networks.
+  per step, measured on an AVX2 EPYC) and channels_last alone was slower than NCHW for these
+  small-width networks; the fused CPU Adam saved ~1 % of a step and changed the rounding, so the
+  CPU keeps the plain Adam loop. torch.compile (inductor) is not used: on a 2-core CPU it had not
+  finished compiling EMANet's forward + backward after 8 minutes, longer than a default-config run.
 
 Losses are always computed in fp32 on the fp32 copy of the network's output (``Task`` does the cast),
 so autocast changes only the convolutions' arithmetic. ``mode="fp32"`` is the old path (NCHW, fp32,
 plain Adam loop), kept for the bench and as an escape hatch (``spectbone train --precision fp32``).
 
-Frozen networks used inside a step (EMANet's stage-1 estimator) get their BatchNorms folded into the
-preceding convolutions (exact up to float rounding) and run under ``torch.inference_mode``.
+Frozen networks used inside a step (EMANet's stage-1 estimator, about a third of its fp32 step) get
+their BatchNorms folded into the preceding convolutions (exact up to float rounding; ~1.4x faster).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class StepSettings:
     channels_last: bool = False
     autocast_dtype: torch.dtype | None = None   # None: fp32 everywhere
     fused_optimizer: bool = False
+    fold_frozen: bool = False                   # BN folded into the convolutions of frozen networks
 
     @property
     def label(self) -> str:
@@ -47,6 +51,8 @@ class StepSettings:
                  str(self.autocast_dtype).replace("torch.", "") + " autocast" if self.autocast_dtype else "fp32"]
         if self.fused_optimizer:
             parts.append("fused Adam")
+        if self.fold_frozen:
+            parts.append("folded frozen BN")
         return ", ".join(parts)
 
     def autocast(self):
@@ -95,10 +101,10 @@ def step_settings(device, mode: str = "auto") -> StepSettings:
         torch.backends.cudnn.allow_tf32 = True
         bf16 = torch.cuda.is_bf16_supported()
         return StepSettings("cuda", channels_last=True, autocast_dtype=torch.bfloat16 if bf16 else None,
-                            fused_optimizer=True)
+                            fused_optimizer=True, fold_frozen=True)
     amx = device.type == "cpu" and has_amx()
     return StepSettings(device.type, channels_last=amx, autocast_dtype=torch.bfloat16 if amx else None,
-                        fused_optimizer=device.type == "cpu")
+                        fold_frozen=True)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -158,7 +158,7 @@ class DenoiserTask(Task):
                  speed: StepSettings = FP32):
         super().__init__({"model": model}, lr, speed=speed)
         self.loss_fn, self.val, self.device, self.batch_size = loss_fn, val, device, batch_size
-        if estimator is not None and speed != FP32:  # frozen: BN folded into its convolutions
+        if estimator is not None and speed.fold_frozen:  # frozen: BN folded into its convolutions
             estimator = fold_batchnorm(estimator)
         self.estimator, self.patch = estimator, patch
 
