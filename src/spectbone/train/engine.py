@@ -38,11 +38,8 @@ def _batches_per_epoch(samples: int, batch_size: int) -> int:
 
 
 def _validation_row(task: Task) -> dict:
-    """The task's validation score, plus its per-image score (higher is better) where the task gives one."""
-    evaluate = getattr(task, "evaluate", None)
-    if evaluate is None:  # a Task without per-image scores: the scalar only
-        return {"val": float(task.validate())}
-    val, scores, name = evaluate()
+    """The task's validation loss, plus its per-image score (higher is better) where the task gives one."""
+    val, scores, name = task.evaluate()
     row = {"val": float(val)}
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)
