@@ -170,3 +170,13 @@ def test_bench_train_compares_the_paths(tmp_path):
     assert (df["images_per_s"] > 0).all() and (df.loc[df["path"] == "fp32 NCHW (old)", "speedup_vs_fp32"] == 1).all()
     assert np.isfinite(df["val_psnr"]).all() and df["psnr_minus_fp32_ci"].str.startswith("[").all()
     assert df["within_fp32_interval"].all()  # the default step keeps the fp32 validation PSNR
+
+
+def test_per_model_curves_keep_the_dot_in_their_name(tmp_path):
+    """emanet_..._lam0.2 and emanet_..._lam0 write two curve figures, not one overwriting the other."""
+    from spectbone.train.engine import plot_history
+
+    history = pd.DataFrame({"step": [1, 2], "epoch": [1.0, 2.0], "train_loss": [0.2, 0.1], "val": [0.3, 0.2]})
+    plot_history(history, str(tmp_path / "emanet_ct_full_lam0.2"), "a")
+    plot_history(history, str(tmp_path / "emanet_ct_full_lam0"), "b")
+    assert {p.name for p in tmp_path.glob("*.png")} == {"emanet_ct_full_lam0.2.png", "emanet_ct_full_lam0.png"}
