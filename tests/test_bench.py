@@ -1,4 +1,4 @@
-"""`spectbone bench train` at tiny sizes; `spectbone params`."""
+"""`spectbone bench peak` and `bench train` at tiny sizes; `spectbone params`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_train_step_benchmark_counts_flops():
 
 def test_bench_train_cli_tiny(tmp_path):
     out = tmp_path / "bench.csv"
-    rc = main(["bench", "train", "--sizes", "16", "--steps", "1", "--warmup", "0", "--batch", "2",
+    rc = main(["bench", "peak", "--sizes", "16", "--steps", "1", "--warmup", "0", "--batch", "2",
                "--emanet-base", "4", "--dncnn-channels", "4", "--dncnn-depth", "3", "--peak-n", "128",
                "--threads", "1", "--out", str(out), "--log", str(tmp_path / "bench.log")])
     assert rc == 0

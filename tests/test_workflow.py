@@ -284,8 +284,8 @@ def test_reporting_job_reads_only_its_declared_inputs(reporting_jobs, rule, tmp_
 
 
 def test_changing_one_training_parameter_plans_only_that_models_dependents(dag_run, tmp_path):
-    """Default rerun triggers: another segmenter epoch count replans the segmenter and what reads it (and the
-    resolved-config record), nothing else."""
+    """Default rerun triggers: another segmenter epoch count replans the segmenter and what reads it (its learning
+    curves included, and the resolved-config record), nothing else."""
     override = tmp_path / "segmenter_epochs.yaml"
     override.write_text("training:\n  epochs: {segmenter: 2}\n")  # test.yaml: 1
     proc = snakemake(str(override), "-n")
@@ -293,7 +293,7 @@ def test_changing_one_training_parameter_plans_only_that_models_dependents(dag_r
     stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
     planned = set(re.findall(r"^(\w+)\s+\d+$", stats, re.M))
     assert planned == {"train_segmenter", "evaluate_segmentation", "table8", "figure15", "figure_threshold", "claims",
-                       "training_summary", "provenance", "config_json", "all"}, planned
+                       "training_summary", "training_curves", "provenance", "config_json", "all"}, planned
 
 
 def _jobs_in(text: str) -> list[str]:

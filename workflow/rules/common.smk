@@ -147,6 +147,7 @@ def get_final_outputs():
     outputs = expand(f"{OUT}/tables/table{{n}}.csv", n=TABLES)
     outputs += expand(f"{OUT}/figures/fig{{f}}.png", f=FIGURES)
     outputs += [f"{OUT}/claims.md", f"{OUT}/tables/params.csv", f"{OUT}/tables/training.csv"]
+    outputs += expand(f"{OUT}/figures/curves_{{group}}.png", group=list(curve_groups()))
     outputs += [f"{OUT}/provenance.json", f"{OUT}/paper_notes.md"]
     outputs += [f"{OUT}/tables/real_counts.csv", f"{OUT}/figures/real_counts_nm1.png"]  # the count-domain family
     if SYNTHETIC:
@@ -175,6 +176,8 @@ def train_args(lr=None):
             f" --levels {config['noise']['train_levels']} --data-label '{label}'")
     if TR["samples_per_epoch"]:
         args += f" --samples-per-epoch {TR['samples_per_epoch']}"
+    if TR["val_every"]:
+        args += f" --val-every {TR['val_every']}"
     if TR["vgg_weights"]:
         args += f" --vgg-weights {TR['vgg_weights']}"
     args += f" --perceptual-unit {TR['perceptual_unit']}"
@@ -254,16 +257,42 @@ def evals(methods):
     return [f"{OUT}/eval/{m}.csv" for m in methods]
 
 
+def histories(models):
+    """Training histories (learning curves) of `models`: a table that uses a model says whether it was still improving."""
+    return [f"{OUT}/training/{m}.csv" for m in models]
+
+
+# The trained models each table compares (their training budget is the same within a group, config/README.md).
+TABLE_MODELS = {
+    3: [emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]],
+    4: [emanet_name("ct", a, MAIN_LAM) for a in ARCHS],
+    5: sorted({emanet_name("ct", "full", lam) for lam in [0.0, 1.0, MAIN_LAM]}),
+    6: ["estimator"],
+    7: LEARNED_BASELINES + [MAIN_EMANET],
+    8: ["segmenter"] if SYNTHETIC else [],
+}
+
 TABLE_INPUTS = {
     1: [f"{OUT}/split.csv", f"{OUT}/noise/train_manifest.csv", f"{OUT}/noise/testset.npz"],
     2: [f"{OUT}/preprocess/preprocess.csv", PREPROCESSED["images"]],
-    3: evals(emanet_name(p, "full", MAIN_LAM) for p in ["none", "natural", "ct"]),
-    4: evals(emanet_name("ct", a, MAIN_LAM) for a in ARCHS),
-    5: evals(emanet_name("ct", "full", lam) for lam in [0.0, 1.0, MAIN_LAM]),
-    6: [f"{OUT}/eval/noise_estimates.csv"],
-    7: evals(["noisy"] + BM3D_METHODS + LEARNED_BASELINES + [MAIN_EMANET]),
-    8: [f"{OUT}/eval/segmentation.csv"],
+    3: evals(TABLE_MODELS[3]) + histories(TABLE_MODELS[3]),
+    4: evals(TABLE_MODELS[4]) + histories(TABLE_MODELS[4]),
+    5: evals(TABLE_MODELS[5]) + histories(TABLE_MODELS[5]),
+    6: [f"{OUT}/eval/noise_estimates.csv"] + histories(TABLE_MODELS[6]),
+    7: evals(["noisy"] + BM3D_METHODS + LEARNED_BASELINES + [MAIN_EMANET]) + histories(TABLE_MODELS[7]),
+    8: [f"{OUT}/eval/segmentation.csv"] + histories(TABLE_MODELS[8]),
 }
+
+
+def curve_groups():
+    """Table group -> the training runs whose learning curves share one report figure."""
+    lambdas = [emanet_name("ct", "full", lam) for lam in [0.0, 1.0, MAIN_LAM] + list(TR["lambda_sweep"])]
+    groups = {"table3": TABLE_MODELS[3], "table4": TABLE_MODELS[4], "table5_fig10": sorted(set(lambdas)),
+              "table7": TABLE_MODELS[7], "pretraining": [f"pretrain_ct_{a}" for a in ARCHS] + ["pretrain_natural_full"],
+              "table6": TABLE_MODELS[6]}
+    if SYNTHETIC:
+        groups["table8"] = TABLE_MODELS[8]
+    return groups
 
 
 def claims_inputs(wildcards):

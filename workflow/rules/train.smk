@@ -166,3 +166,20 @@ rule train_segmenter:
         "spectbone train segmenter {params.bone} --width {params.width} --epochs {params.epochs} {params.common}"
         " --out {output.weights} --ckpt-dir {params.ckpt} --history {output.history} --curve {params.curve}"
         " --threads {threads} --log {log}"
+
+
+rule training_curves:
+    input:
+        lambda wildcards: histories(curve_groups()[wildcards.group]),
+    output:
+        png=report(f"{OUT}/figures/curves_{{group}}.png", caption="../report/training_curves.rst", category="Training",
+                   subcategory="Learning curves"),
+        pdf=f"{OUT}/figures/curves_{{group}}.pdf",
+    wildcard_constraints:
+        group="|".join(curve_groups()),
+    conda:
+        CONDA_ENV
+    log:
+        f"{OUT}/logs/training_curves/{{group}}.log",
+    shell:
+        "spectbone curves --histories {input} --title 'Learning curves: {wildcards.group}' --out {output.png} --log {log}"

@@ -141,6 +141,6 @@ def run_all(args) -> int:
     table = pd.DataFrame(rows, columns=["measure", "value"])
     write_table(table, out / "summary", "Benchmarks (one run on this machine)",
                 [f"Loader and BM3D at {args.loader_size}/{args.bm3d_size} px; training-step speed vs the matmul "
-                 "peak: `spectbone bench train` (bench/train.csv)."])
+                 "peak: `spectbone bench peak` (bench/peak.csv)."])
     print(table.to_string(index=False))
     return 0

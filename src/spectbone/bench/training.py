@@ -1,6 +1,6 @@
-"""Training-step speed against this machine's matmul peak (`spectbone bench train`).
+"""Training-step speed against this machine's matmul peak (`spectbone bench peak`).
 
-``bench train``: the fp32 matmul peak of this machine (best of a few large ``torch.matmul``), then,
+``bench peak``: the fp32 matmul peak of this machine (best of a few large ``torch.matmul``), then,
 for EMANet (paper size) and DnCNN at each image size, one training step (forward + backward +
 RAdam step, batch 8 or smaller if memory runs out): images/s and the achieved FLOP/s as a share of
 the matmul peak. FLOPs are those of the convolutions / matmuls of one forward + backward pass as
@@ -106,7 +106,7 @@ def train_step_benchmark(model, size: int, batch: int, steps: int = 3, warmup: i
             "gflops_achieved": total_flops / best / 1e9}
 
 
-# ---------------------------------------------------------------- bench train
+# ---------------------------------------------------------------- bench peak
 def add_train_arguments(p) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="image sizes (divisible by 8)")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per network and size (best counts)")

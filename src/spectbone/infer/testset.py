@@ -21,15 +21,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from spectbone.infer.apply import denoise_batch, estimate_levels
 from spectbone.infer.levels import ESTIMATED, ORACLE, blind_levels
 from spectbone.noise.augment import load_testset
-from spectbone.util.runtime import add_common_arguments, pick_device, set_threads, setup_logging
+from spectbone.util.runtime import add_common_arguments, setup_logging
 
 log = logging.getLogger("spectbone.infer.testset")
 
 
 def infer_learned(model_path, estimator_path, testset, device) -> dict:
+    from spectbone.infer.apply import denoise_batch, estimate_levels
     from spectbone.models import load_model
 
     model, meta = load_model(model_path, map_location=device)
@@ -92,6 +92,7 @@ def noise_estimates(estimator_path, testset, device, seed: int = 0) -> pd.DataFr
     is known: the image's whole noise (the original's own plus the added level), which an estimator actually
     sees; NaN without truth. 'Lattice' is the give-away read-off itself (``noise.lattice.lattice_level``).
     """
+    from spectbone.infer.apply import estimate_levels
     from spectbone.models import load_model
     from spectbone.noise.estimators import dwtne, hbne
     from spectbone.noise.lattice import VARIANTS, break_lattice, lattice_level
@@ -132,9 +133,15 @@ def add_arguments(parser, verb):
 
 def run(args):
     setup_logging(args.log)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if args.what in ("bm3d", "bm3d_anscombe"):  # single-threaded C BM3D: no torch to import or start
+        np.savez_compressed(args.out, **infer_bm3d(args.what, load_testset(args.testset), args.chunk))
+        log.info("wrote %s", args.out)
+        return 0
+    from spectbone.util.runtime import pick_device, set_threads
+
     set_threads(args.threads)
     device = pick_device(args.device)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     if args.what == "nm1":
         from spectbone.infer.blind import blind_denoise_nm1
 
@@ -143,9 +150,7 @@ def run(args):
     testset = load_testset(args.testset)
     if args.what == "learned":
         np.savez_compressed(args.out, **infer_learned(args.model, args.estimator, testset, device))
-    elif args.what == "estimates":
+    else:  # estimates (BM3D returned above)
         noise_estimates(args.estimator, testset, device, args.seed).to_csv(args.out, index=False)
-    else:
-        np.savez_compressed(args.out, **infer_bm3d(args.what, testset, args.chunk))
     log.info("wrote %s", args.out)
     return 0

@@ -8,6 +8,7 @@ Paper: "Research on denoising method of two-stage SPECT bone imaging based on U-
 - :class:`MDBlock`: multi-scale dilated block (paper Fig. 4, "MD block").
 - :class:`RCAG`: residual coordinate-attention gate, two inputs (paper Fig. 5, eqs. 4-11).
 - :class:`CFBlock`: coordinate fusion of every decoder output into the noise map (paper Fig. 2b).
+- :func:`crop_windows`: one random training window per image, gathered in one indexing op.
 
 Every block keeps the device and dtype of its input and works in either memory format
 (contiguous NCHW or channels_last); nothing here calls ``.cuda()``.
@@ -227,3 +228,13 @@ def as_level_plane(level_map: torch.Tensor | float, like: torch.Tensor) -> torch
     if lv.dim() != 4:
         raise ValueError(f"level_map must be a scalar, [B], [B,1,1,1] or [B,1,H,W], got {tuple(lv.shape)}")
     return lv.expand(b, 1, h, w)
+
+
+def crop_windows(images: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, size: int) -> torch.Tensor:
+    """Window i of ``images`` [N,C,H,W] at (tops[i], lefts[i]), ``size`` x ``size``: one gather, no Python loop."""
+    n = images.shape[0]
+    rows = (tops.view(n, 1) + torch.arange(size)).to(images.device)            # [N, size]
+    cols = (lefts.view(n, 1) + torch.arange(size)).to(images.device)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1)
+    out = images[batch, :, rows.view(n, size, 1), cols.view(n, 1, size)]      # [N, size, size, C]
+    return out.permute(0, 3, 1, 2).contiguous()

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spectbone.models.blocks import ConvBlock, RDCBlock
+from spectbone.models.blocks import ConvBlock, RDCBlock, crop_windows
 
 N_STATS = 2  # log RMS of the high-pass residual, log mean intensity (grey levels)
 
@@ -114,9 +114,9 @@ class NoiseEstimator(nn.Module):
             rms = stats[:, :1].add(math.log(10.0)).exp().view(-1, 1, 1, 1)
             x = torch.cat([noisy / mean, res / rms], dim=1).to(noisy.dtype)
         if window and window < min(x.shape[-2:]):
-            tops = torch.randint(0, x.shape[-2] - window + 1, (len(x),)).tolist()
-            lefts = torch.randint(0, x.shape[-1] - window + 1, (len(x),)).tolist()
-            x = torch.stack([x[i, :, t:t + window, l:l + window] for i, (t, l) in enumerate(zip(tops, lefts))])
+            tops = torch.randint(0, x.shape[-2] - window + 1, (len(x),))
+            lefts = torch.randint(0, x.shape[-1] - window + 1, (len(x),))
+            x = crop_windows(x, tops, lefts, window)
         e0 = self.enc0(x)
         e1 = self.enc1(self.pool(e0))
         bt = self.bottleneck(self.pool(e1))

@@ -355,19 +355,42 @@ def _cut_note(row: pd.Series) -> str:
 def training_table(res: Results):
     import torch
 
+    from spectbone.train.curves import LAST_SHARE, still_improving
+
     rows = []
     for weights in res.matching("models", ".pt"):
         meta = torch.load(weights, map_location="cpu", weights_only=True).get("meta", {})
         history = res.declared(f"training/{weights.stem}.csv")
         h = pd.read_csv(history) if history is not None else pd.DataFrame()
+        gain = still_improving(h, n_boot=int(res.s["bootstrap"]), seed=int(res.s["seed"]))
         rows.append({"model": weights.stem, "task": meta.get("task", ""), "network": meta.get("kind", ""),
-                     "epochs": meta.get("epochs"), "best_epoch": meta.get("best_epoch"),
-                     "best_val": meta.get("best_val"), "train_seconds": float(h["seconds"].sum()) if len(h) else np.nan,
+                     "epochs": meta.get("epochs"), "steps": int(h["step"].max()) if "step" in h and len(h) else np.nan,
+                     "best_step": meta.get("best_step"), "best_epoch": meta.get("best_epoch"),
+                     "best_val": meta.get("best_val"), "val_score": gain["score"],
+                     "last_quarter_gain": gain["gain"],
+                     "last_quarter_gain_ci": f"[{gain['gain_lo']:.3g}, {gain['gain_hi']:.3g}]",
+                     "still_improving": gain["still_improving"],
+                     "train_seconds": float(h["seconds"].sum()) if len(h) else np.nan, "step_path": meta.get("step", ""),
                      "loss": meta.get("loss", ""), "vgg_weights": meta.get("vgg_weights", ""),
                      "data": meta.get("data_source", ""), "init": (meta.get("init") or {}).get("path", "")})
     notes = ["best_val: validation MSE for denoisers (in [0,1] units), mean absolute level error for the estimator, "
-             "BCE + Tversky for the segmenter."]
+             "BCE + Tversky for the segmenter; best_step / best_epoch: where it was reached (validated every "
+             "`training.val_every` steps and after every epoch).",
+             f"last_quarter_gain: mean gain of the per-image validation score (val_score: psnr_db = PSNR in dB; "
+             f"minus_level_error = minus the estimator's absolute level error; soft_dice for the segmenter) from the "
+             f"last validation at or before {1 - LAST_SHARE:.0%} of the steps to the end, with its 95 % paired bootstrap "
+             "interval over validation images; still_improving: that interval lies above 0 (more steps would still "
+             "have helped)."]
     return pd.DataFrame(rows), "Training runs", notes
+
+
+def improving_notes(res: Results) -> list[str]:
+    """A note naming the models behind this table that were still improving when training stopped (if any)."""
+    from spectbone.train.curves import improving_note
+
+    histories = {p.stem: pd.read_csv(p) for p in res.matching("training", ".csv")}
+    note = improving_note(histories, n_boot=int(res.s["bootstrap"]), seed=int(res.s["seed"])) if histories else None
+    return [note] if note else []
 
 
 def preprocessing_table(res: Results):
@@ -407,7 +430,10 @@ def add_arguments(parser, verb):
 def run(args):
     setup_logging(args.log)
     settings = {"bootstrap": 1000, "seed": 0, "synthetic": True, **json.loads(args.settings)}
-    df, title, notes = TABLES[args.which](Results(args.inputs, settings))
+    res = Results(args.inputs, settings)
+    df, title, notes = TABLES[args.which](res)
+    if args.which != "training":  # the training table has its own still_improving column
+        notes = notes + improving_notes(res)
     if args.which == "7":  # Markdown in the paper's wide layout for people, the CSV in long form
         write_table(table7_markdown(df), args.out, title, notes)
         df.to_csv(Path(args.out).with_suffix(".csv"), index=False)

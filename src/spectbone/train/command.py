@@ -29,6 +29,7 @@ from spectbone.data.datasets import LesionDataset, NoisyImageDataset, PairedImag
 from spectbone.noise.augment import load_images, load_truth, parse_levels, split_ids
 from spectbone.noise.poisson import MAX_GREY
 from spectbone.train.engine import fit, plot_history
+from spectbone.train.speed import MODES, step_settings
 from spectbone.train.tasks import DenoiserTask, EstimatorTask, SegmenterTask, WGANTask, validation_pairs
 from spectbone.util.runtime import add_common_arguments, pick_device, seed_everything, set_threads, setup_logging
 
@@ -73,9 +74,12 @@ def _set_perceptual_unit(perceptual, args, images) -> dict:
     return {"perceptual_balance_ratio": ratio, "perceptual_scale": perceptual.scale}
 
 
-def build_task(args, device):
+def build_task(args, device, speed=None):
     from spectbone.train import losses
     from spectbone.models import build_model, load_model
+    from spectbone.train.speed import FP32
+
+    speed = speed or FP32
 
     kind = {"estimator": "estimator", "segmenter": "segmenter", "wgan": "wgan_generator"}.get(args.task, args.model)
     kwargs = model_kwargs(kind, args.width, args.arch, args.depth)
@@ -121,7 +125,7 @@ def build_task(args, device):
                                 draws=draws)
         meta.update(loss="BCE + Tversky (FP 0.3, FN 0.7)", patch=dataset.patch, lesion_share=SEGMENTER_LESION_SHARE)
         val = (torch.from_numpy(vimages / MAX_GREY).float()[:, None], torch.from_numpy(vmasks).float()[:, None])
-        return SegmenterTask(model, val, args.lr, device, args.batch_size), kind, kwargs, meta, dataset
+        return SegmenterTask(model, val, args.lr, device, args.batch_size, speed=speed), kind, kwargs, meta, dataset
     if args.task != "pretrain":
         ids, images = _bone_arrays(args, "train")
         _, vimages = _bone_arrays(args, "val")
@@ -132,7 +136,7 @@ def build_task(args, device):
     if args.task == "estimator":
         dataset.level_jitter = 0.0
         val = validation_pairs(vimages, args.seed, levels=tuple(range(5, 45, 5)))  # Table 6's levels, 5 included
-        task = EstimatorTask(model, val, args.lr, device, args.batch_size, window=args.patch)
+        task = EstimatorTask(model, val, args.lr, device, args.batch_size, window=args.patch, speed=speed)
         meta.update(label_sigma=task.label_sigma, reg_weight=task.reg_weight, window=args.patch)
         return task, kind, kwargs, meta, dataset
     if args.task == "wgan":
@@ -141,7 +145,8 @@ def build_task(args, device):
         meta.update(vgg_weights=perceptual.weights_source, loss="wgan-gp + perceptual",
                     perceptual_weight=args.perceptual_weight)
         task = WGANTask(model, critic, perceptual, val, args.lr, device, args.batch_size, args.critic_steps,
-                        args.gp_weight, args.perceptual_weight, args.adversarial_weight, args.gan_warmup, args.patch)
+                        args.gp_weight, args.perceptual_weight, args.adversarial_weight, args.gan_warmup, args.patch,
+                        speed=speed)
         meta.update(adversarial_weight=args.adversarial_weight, gan_warmup=args.gan_warmup)
         return task, kind, kwargs, meta, dataset
     lam = 0.0 if args.task == "pretrain" else args.lam
@@ -159,7 +164,8 @@ def build_task(args, device):
         log.info("level map from the stage-1 estimator %s (as at test time)", args.estimator)
     elif kind == "emanet":
         meta["level_map"] = "true level" + (f" +- N(0, {args.level_jitter:g})" if args.level_jitter else "")
-    task = DenoiserTask(model, loss_fn, val, args.lr, device, args.batch_size, estimator=estimator, patch=args.patch)
+    task = DenoiserTask(model, loss_fn, val, args.lr, device, args.batch_size, estimator=estimator, patch=args.patch,
+                        speed=speed)
     return task, kind, kwargs, meta, dataset
 
 
@@ -167,7 +173,8 @@ def add_arguments(parser, verb):
     parser.add_argument("task", choices=["estimator", "pretrain", "denoiser", "wgan", "segmenter"])
     parser.add_argument("--out", required=True, help="best-on-validation weights (declared output)")
     parser.add_argument("--ckpt-dir", required=True, help="resumable checkpoints (not a declared output)")
-    parser.add_argument("--history", required=True, help="per-epoch CSV log")
+    parser.add_argument("--history", required=True,
+                        help="CSV log, one row per validation (every --val-every steps and every epoch)")
     parser.add_argument("--curve", required=True, help="loss-curve figure stem (PNG + PDF)")
     parser.add_argument("--model", default="emanet", choices=["emanet", "dncnn", "redcnn"])
     parser.add_argument("--arch", default="full", help="EMANet ablation preset (plain, rdc, rdc_md, rdc_md_rcag, full)")
@@ -197,6 +204,11 @@ def add_arguments(parser, verb):
     parser.add_argument("--adversarial-weight", type=float, default=1e-3, help="WGAN: weight of the critic's term")
     parser.add_argument("--gan-warmup", type=float, default=0.3, help="WGAN: share of steps on MSE + perceptual only")
     parser.add_argument("--patch", type=int, default=None, help="train denoisers on random windows of this size")
+    parser.add_argument("--val-every", type=int, default=None,
+                        help="validate every N optimiser steps as well as after every epoch (the learning curves)")
+    parser.add_argument("--precision", choices=MODES, default="auto",
+                        help="auto: the fastest step this device keeps the fp32 validation PSNR with (train/speed.py); "
+                             "fp32: the plain fp32 NCHW step")
     parser.add_argument("--estimator", default=None,
                         help="stage-1 estimator weights: EMANet's level map during training (as at test time)")
     add_common_arguments(parser, seed=True, threads=True, device=True)
@@ -217,18 +229,22 @@ def run(args):
               getattr(args, "estimator", None)]
     fingerprint = checkpoint.fingerprint(checkpoint.training_params(args), inputs, checkpoint.code_version())
     log.info("fingerprint %s (code %s)", fingerprint["digest"], fingerprint["code_version"])
-    task, kind, kwargs, meta, dataset = build_task(args, device)
-    meta["fingerprint"] = fingerprint["digest"]
+    speed = step_settings(device, args.precision)
+    log.info("training step: %s", speed.label)
+    task, kind, kwargs, meta, dataset = build_task(args, device, speed)
+    meta.update(fingerprint=fingerprint["digest"], step=speed.label)
     log.info("task=%s model=%s kwargs=%s samples=%d meta=%s", args.task, kind, kwargs, len(dataset), json.dumps(meta))
     best_state, history = fit(task, dataset, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch,
                               batch_size=args.batch_size, seed=args.seed, ckpt_dir=Path(args.ckpt_dir),
-                              device=device, fingerprint=fingerprint)
+                              device=device, fingerprint=fingerprint, val_every=args.val_every)
     from spectbone.models import save_model
 
     model = task.models[task.primary]
     model.load_state_dict(best_state)
-    meta.update(best_val=float(history["val"].min()) if len(history) else None,
-                best_epoch=int(history["val"].idxmin()) + 1 if len(history) else 0)
+    best = history.loc[history["val"].idxmin()] if len(history) else None
+    meta.update(best_val=float(best["val"]) if best is not None else None,
+                best_step=int(best["step"]) if best is not None else 0,
+                best_epoch=int(np.ceil(best["epoch"] - 1e-9)) if best is not None else 0)
     if isinstance(task, SegmenterTask):
         meta["threshold"], meta["val_iou"] = task.pick_threshold()
         log.info("segmentation threshold %.2f (pooled validation IoU %.3f)", meta["threshold"], meta["val_iou"])

@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
@@ -36,10 +37,27 @@ def _batches_per_epoch(samples: int, batch_size: int) -> int:
     return samples // batch_size if samples > batch_size else 1
 
 
+def _validation_row(task: Task) -> dict:
+    """The task's validation loss, plus its per-image score (higher is better) where the task gives one."""
+    val, scores, name = task.evaluate()
+    row = {"val": float(val)}
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        row.update(val_score=float(scores.mean()), score=name, val_scores=" ".join(f"{v:.6g}" for v in scores))
+    return row
+
+
 def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batch_size: int, seed: int,
-        ckpt_dir: Path, device, fingerprint: dict) -> tuple[dict, pd.DataFrame]:
+        ckpt_dir: Path, device, fingerprint: dict, val_every: int | None = None) -> tuple[dict, pd.DataFrame]:
     """Train `task` for `epochs`, resuming from `ckpt_dir/last.pt` only when it was made with `fingerprint`
-    (`checkpoint.fingerprint`: params, inputs, code); returns best weights and history."""
+    (`checkpoint.fingerprint`: params, inputs, code); returns best weights and history.
+
+    Validation runs every `val_every` optimiser steps and at the end of every epoch: one history row per
+    validation (step, epoch as a fraction, mean training losses since the row before, validation loss,
+    per-image validation scores), so the curves show whether a run was still improving when it stopped.
+    The best weights are those of the best validation row. Validation draws no random numbers, so the
+    trained weights do not depend on `val_every`.
+    """
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / "last.pt"
     start, best, best_state, history = 0, float("inf"), None, []
@@ -59,19 +77,26 @@ def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batc
         assert len(loader) == steps_per_epoch, (len(loader), steps_per_epoch)
         task.train(True)
         t0, sums, n = time.perf_counter(), {}, 0
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False):
+        for i, batch in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False)):
             for k, v in task.step(batch).items():
                 sums[k] = sums.get(k, 0.0) + v
             task.after_batch()
             n += 1
+            step = epoch * steps_per_epoch + i + 1
+            if i + 1 < steps_per_epoch and not (val_every and step % val_every == 0):
+                continue
+            task.train(False)
+            row = {"step": step, "epoch": step / steps_per_epoch,
+                   **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}, **_validation_row(task)}
+            task.train(True)
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            if row["val"] < best:
+                best, best_state = row["val"], _clone_state_dict(task.models[task.primary])
+            log.info("step %d (epoch %.3g/%d) %s", step, row["epoch"], epochs,
+                     " ".join(f"{k}={v:.5g}" for k, v in row.items() if isinstance(v, float) and k != "epoch"))
+            t0, sums, n = time.perf_counter(), {}, 0
         task.train(False)
-        val = task.validate()
-        row = {"epoch": epoch + 1, **{f"train_{k}": v / max(n, 1) for k, v in sums.items()}, "val": val,
-               "seconds": time.perf_counter() - t0}
-        history.append(row)
-        if val < best:
-            best, best_state = val, _clone_state_dict(task.models[task.primary])
-        log.info("epoch %d/%d %s", epoch + 1, epochs, " ".join(f"{k}={v:.5g}" for k, v in row.items()))
         save_checkpoint({"epoch": epoch, "best": best, "best_state": best_state, "history": history,
                          "task": task.state_dict()}, ckpt, fingerprint)
     if best_state is None:  # zero epochs asked: keep the initial weights

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spectbone.models.blocks import crop_windows
 from spectbone.noise.poisson import MAX_GREY, add_poisson_level_noise, noise_seed
+from spectbone.train.speed import FP32, StepSettings, fold_batchnorm
 
 VAL_LEVELS = (10, 25, 40)
 
@@ -38,6 +40,12 @@ def level_plane(level_over_255: torch.Tensor, like: torch.Tensor) -> torch.Tenso
     return level_over_255.to(like).view(-1, 1, 1, 1).expand_as(like)
 
 
+def psnr_per_image(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE, PSNR in dB) of each image of a batch in [0, 1] units (peak 1: the grey 0..255 PSNR)."""
+    mse = (output.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    return mse, 10 * torch.log10(1 / mse.clamp_min(1e-12))
+
+
 # ---------------------------------------------------------------- tasks
 class Task:
     """What one kind of training needs: its models, optimisers, a step and a validation score.
@@ -51,9 +59,11 @@ class Task:
     betas = (0.9, 0.99)
     LR_FLOOR = 0.05
 
-    def __init__(self, models: dict, lr: float, betas: dict | None = None):
-        self.models = models
-        self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=lr, betas=(betas or {}).get(name, self.betas))
+    def __init__(self, models: dict, lr: float, betas: dict | None = None, speed: StepSettings = FP32):
+        self.models, self.speed = models, speed
+        for m in models.values():
+            speed.prepare(m)
+        self.optimizers = {name: speed.adam(m.parameters(), lr, (betas or {}).get(name, self.betas))
                            for name, m in models.items()}
         self.schedulers: dict = {}
         self.steps_done = 0
@@ -112,6 +122,13 @@ class Task:
     def validate(self) -> float:
         raise NotImplementedError
 
+    def evaluate(self) -> tuple[float, np.ndarray | None, str | None]:
+        """(validation loss, per-validation-image score where higher is better, the score's name).
+
+        The engine logs both; the per-image scores give `tables/training.csv` its `still_improving`
+        interval. A task without per-image scores returns (validate(), None, None)."""
+        return self.validate(), None, None
+
 
 def random_patches(patch: int | None, *images: torch.Tensor) -> list[torch.Tensor]:
     """The same random ``patch`` x ``patch`` window of each image of a batch (one window per sample).
@@ -123,10 +140,9 @@ def random_patches(patch: int | None, *images: torch.Tensor) -> list[torch.Tenso
     if not patch or patch >= size:
         return list(images)
     n, rows = images[0].shape[0], images[0].shape[-2]
-    tops = torch.randint(0, rows - patch + 1, (n,)).tolist()
-    lefts = torch.randint(0, size - patch + 1, (n,)).tolist()
-    return [torch.stack([img[i, :, t:t + patch, l:l + patch] for i, (t, l) in enumerate(zip(tops, lefts))])
-            for img in images]
+    tops = torch.randint(0, rows - patch + 1, (n,))
+    lefts = torch.randint(0, size - patch + 1, (n,))
+    return [crop_windows(img, tops, lefts, patch) for img in images]
 
 
 class DenoiserTask(Task):
@@ -138,9 +154,12 @@ class DenoiserTask(Task):
     random windows of the whole noisy image.
     """
 
-    def __init__(self, model, loss_fn, val, lr, device, batch_size, estimator=None, patch: int | None = None):
-        super().__init__({"model": model}, lr)
+    def __init__(self, model, loss_fn, val, lr, device, batch_size, estimator=None, patch: int | None = None,
+                 speed: StepSettings = FP32):
+        super().__init__({"model": model}, lr, speed=speed)
         self.loss_fn, self.val, self.device, self.batch_size = loss_fn, val, device, batch_size
+        if estimator is not None and speed.fold_frozen:  # frozen: BN folded into its convolutions
+            estimator = fold_batchnorm(estimator)
         self.estimator, self.patch = estimator, patch
 
     @torch.no_grad()
@@ -154,21 +173,29 @@ class DenoiserTask(Task):
         noisy, clean = batch["noisy"].to(self.device), batch["clean"].to(self.device)
         levels = self.map_levels(noisy, batch["map_level"])
         noisy, clean = random_patches(self.patch, noisy, clean)
-        out = self.models["model"](noisy, level_plane(levels, noisy))
-        return self.optimise(self.loss_fn(out, clean))
+        noisy = self.speed.to_format(noisy)
+        with self.speed.autocast():
+            out = self.models["model"](noisy, level_plane(levels, noisy))
+        return self.optimise(self.loss_fn(out.float(), self.speed.to_format(clean)))
 
     @torch.no_grad()
-    def validate(self):
-        """Validation MSE in [0,1] units on whole images (lower is better; PSNR is monotone in it)."""
+    def evaluate(self):
+        """Validation MSE in [0,1] units on whole images (lower is better) and each image's PSNR (dB).
+
+        Always fp32 (as inference is), whatever the training step's precision."""
         model = self.models[self.primary]
         noisy, clean, levels = self.val
-        total = 0.0
+        mse = []
         for i in range(0, len(noisy), self.batch_size):
             n = noisy[i:i + self.batch_size].to(self.device)
             lv = self.map_levels(n, levels[i:i + self.batch_size].float() / MAX_GREY)
-            out = model(n, level_plane(lv, n))
-            total += float(F.mse_loss(out, clean[i:i + self.batch_size].to(self.device), reduction="sum"))
-        return total / clean.numel()
+            out = model(self.speed.to_format(n), level_plane(lv, n))
+            mse.append(psnr_per_image(out, clean[i:i + self.batch_size].to(self.device))[0].cpu())
+        mse = torch.cat(mse).double()
+        return float(mse.mean()), (10 * torch.log10(1 / mse.clamp_min(1e-12))).numpy(), "psnr_db"
+
+    def validate(self):
+        return self.evaluate()[0]
 
 
 class EstimatorTask(Task):
@@ -183,8 +210,8 @@ class EstimatorTask(Task):
     """
 
     def __init__(self, model, val, lr, device, batch_size, label_sigma: float = 1.5, reg_weight: float = 0.1,
-                 reg_beta: float = 1.0, window: int | None = None):
-        super().__init__({"model": model}, lr)
+                 reg_beta: float = 1.0, window: int | None = None, speed: StepSettings = FP32):
+        super().__init__({"model": model}, lr, speed=speed)
         self.val, self.device, self.batch_size = val, device, batch_size
         self.label_sigma, self.reg_weight, self.reg_beta = float(label_sigma), float(reg_weight), float(reg_beta)
         self.window = window
@@ -204,16 +231,22 @@ class EstimatorTask(Task):
         return loss
 
     def step(self, batch):
-        logits = self.models["model"](batch["noisy"].to(self.device), window=self.window)
-        return self.optimise(self.loss(logits, batch["level"].to(self.device)))
+        with self.speed.autocast():
+            logits = self.models["model"](self.speed.to_format(batch["noisy"].to(self.device)), window=self.window)
+        return self.optimise(self.loss(logits.float(), batch["level"].to(self.device)))
 
     @torch.no_grad()
-    def validate(self):
+    def evaluate(self):
+        """Mean absolute error of the sigma estimate (grey levels) and, per image, minus that error."""
         model = self.models["model"]
         noisy, _, levels = self.val
-        est = torch.cat([model.sigma_from_logits(model(noisy[i:i + self.batch_size].to(self.device))).cpu()
-                         for i in range(0, len(noisy), self.batch_size)])
-        return float((est - levels.float()).abs().mean())
+        est = torch.cat([model.sigma_from_logits(model(self.speed.to_format(noisy[i:i + self.batch_size].to(
+            self.device)))).cpu() for i in range(0, len(noisy), self.batch_size)])
+        error = (est.double() - levels.double()).abs()
+        return float(error.mean()), (-error).numpy(), "minus_level_error"
+
+    def validate(self):
+        return self.evaluate()[0]
 
 
 class WGANTask(Task):
@@ -229,11 +262,12 @@ class WGANTask(Task):
     primary = "generator"
 
     def __init__(self, generator, critic, perceptual, val, lr, device, batch_size, critic_steps, gp_weight,
-                 perceptual_weight, adversarial_weight=1e-3, warmup=0.3, patch: int | None = None):
+                 perceptual_weight, adversarial_weight=1e-3, warmup=0.3, patch: int | None = None,
+                 speed: StepSettings = FP32):
         from spectbone.train import losses
 
         super().__init__({"generator": generator, "critic": critic}, lr,
-                         betas={"generator": (0.5, 0.9), "critic": (0.5, 0.9)})
+                         betas={"generator": (0.5, 0.9), "critic": (0.5, 0.9)}, speed=speed)
         self.losses, self.perceptual, self.val = losses, perceptual, val
         self.device, self.batch_size, self.estimator, self.patch = device, batch_size, None, patch
         self.critic_steps, self.gp_weight, self.perceptual_weight = critic_steps, gp_weight, perceptual_weight
@@ -260,18 +294,21 @@ class WGANTask(Task):
     def step(self, batch):
         gen, critic = self.models["generator"], self.models["critic"]
         noisy, clean = random_patches(self.patch, batch["noisy"].to(self.device), batch["clean"].to(self.device))
+        noisy, clean = self.speed.to_format(noisy), self.speed.to_format(clean)
         adversarial = self.steps_done >= self.warmup_steps
         d_loss = torch.zeros(())
-        if adversarial:
+        if adversarial:  # the critic and its gradient penalty (a double backward) stay in fp32
             for _ in range(self.critic_steps):
                 self.optimizers["critic"].zero_grad(set_to_none=True)  # fresh gradients every critic step
-                with torch.no_grad():
-                    fake = gen(noisy)
+                with torch.no_grad(), self.speed.autocast():
+                    fake = gen(noisy).float()
                 d_loss = self.losses.critic_loss_wgan_gp(critic, clean, fake, gp_weight=self.gp_weight)
                 d_loss.backward()
                 self.optimizers["critic"].step()
         self.optimizers["generator"].zero_grad(set_to_none=True)
-        fake = gen(noisy)
+        with self.speed.autocast():
+            fake = gen(noisy)
+        fake = fake.float()
         g_loss = self.losses.mse_loss(fake, clean) + self.perceptual_weight * self.perceptual(fake, clean)
         if adversarial:
             g_loss = g_loss + self.adversarial_weight * self.losses.generator_adversarial_loss(critic, fake)
@@ -280,7 +317,8 @@ class WGANTask(Task):
         return {"loss": float(g_loss.detach()), "critic_loss": float(d_loss.detach())}
 
     map_levels = DenoiserTask.map_levels
-    validate = DenoiserTask.validate  # scores the generator (the primary model)
+    evaluate = DenoiserTask.evaluate  # scores the generator (the primary model)
+    validate = DenoiserTask.validate
 
 
 THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
@@ -293,26 +331,35 @@ class SegmenterTask(Task):
     Table 8 applies it: on the whole validation images, the loss's soft counts pooled over all of them.
     """
 
-    def __init__(self, model, val, lr, device, batch_size):
+    def __init__(self, model, val, lr, device, batch_size, speed: StepSettings = FP32):
         from spectbone.train.losses import lesion_segmentation_loss
 
-        super().__init__({"model": model}, lr)
+        super().__init__({"model": model}, lr, speed=speed)
         self.val, self.device, self.batch_size = val, device, batch_size
         self.loss = lesion_segmentation_loss
 
     def step(self, batch):
-        logits = self.models["model"](batch["image"].to(self.device))
-        return self.optimise(self.loss(logits, batch["mask"].to(self.device)))
+        with self.speed.autocast():
+            logits = self.models["model"](self.speed.to_format(batch["image"].to(self.device)))
+        return self.optimise(self.loss(logits.float(), self.speed.to_format(batch["mask"].to(self.device))))
 
     @torch.no_grad()
     def _val_logits(self) -> torch.Tensor:
         images, _ = self.val
         model = self.models["model"]
-        return torch.cat([model(images[i:i + self.batch_size].to(self.device)).cpu()
-                          for i in range(0, len(images), self.batch_size)])
+        return torch.cat([model(self.speed.to_format(images[i:i + self.batch_size].to(self.device))).float().cpu()
+                          for i in range(0, len(images), self.batch_size)]).contiguous()
+
+    def evaluate(self):
+        """The pooled loss, and each validation image's soft Dice (probabilities, not a threshold)."""
+        logits, mask = self._val_logits(), self.val[1]
+        prob = torch.sigmoid(logits).flatten(1).double()
+        truth = mask.flatten(1).double()
+        dice = (2 * (prob * truth).sum(1) + 1) / (prob.sum(1) + truth.sum(1) + 1)
+        return float(self.loss(logits, mask)), dice.numpy(), "soft_dice"
 
     def validate(self):
-        return float(self.loss(self._val_logits(), self.val[1]))
+        return self.evaluate()[0]
 
     def pick_threshold(self) -> tuple[float, float]:
         """(threshold, IoU): the probability cut with the best pooled IoU on the validation images.

@@ -18,16 +18,21 @@ def _stem(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in {".csv", ".md", ".png", ".pdf"} else p
 
 
+def _with(stem: Path, suffix: str) -> Path:
+    """`stem` + `suffix`, keeping any dot in the stem (`emanet_lam0.2` -> `emanet_lam0.2.png`, not `emanet_lam0.png`)."""
+    return stem.with_name(stem.name + suffix)
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike, title: str, notes: list[str] | None = None,
                 floatfmt: str = ".4g") -> None:
     """Write `<stem>.csv` (for machines) and `<stem>.md` (title, table, notes) for people."""
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(stem.with_suffix(".csv"), index=False)
+    df.to_csv(_with(stem, ".csv"), index=False)
     lines = [f"# {title}", "", df.to_markdown(index=False, floatfmt=floatfmt), ""]
     for note in notes or []:
         lines.append(f"- {note}")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    _with(stem, ".md").write_text("\n".join(lines) + "\n")
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> None:
@@ -36,8 +41,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> None:
 
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".png"), dpi=dpi, bbox_inches="tight")
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight")
+    fig.savefig(_with(stem, ".png"), dpi=dpi, bbox_inches="tight")
+    fig.savefig(_with(stem, ".pdf"), bbox_inches="tight")
     plt.close(fig)
 
 
