@@ -1,6 +1,8 @@
 # Helpers shared by the .smk files (paths, input functions, final targets); no rules here.
+import importlib.util
 import json
 import os
+import sys
 import subprocess
 
 from snakemake.exceptions import WorkflowError
@@ -37,6 +39,21 @@ CONDA_ENV = "../../envs/spectbone.yaml"  # used with --sdm conda; mirrors pyproj
 # there; the env installs the package from ${SPECTBONE_REPO} instead (pip expands it), set here to this
 # repository unless the user set it.
 os.environ.setdefault("SPECTBONE_REPO", os.path.abspath(workflow.basedir))
+
+# The count-domain family (workflow/rules/counts.smk): the method registry is read here without the package's
+# dependencies (pure Python), so the workflow plans one count-split job per registered method.
+_count_spec = importlib.util.spec_from_file_location(
+    "spectbone_count_registry", os.path.join(workflow.basedir, "src", "spectbone", "counts", "registry.py"))
+COUNT_REGISTRY = sys.modules.setdefault(_count_spec.name, importlib.util.module_from_spec(_count_spec))
+_count_spec.loader.exec_module(COUNT_REGISTRY)
+CT = config["counts"]
+PHANTOM_COHORT, PHANTOM_TRUTH = f"{RES}/cohort", f"{RES}/truth"  # the phantom is synthesised in every mode
+SITES = ["nm1"] + ([] if SYNTHETIC else ["site"])
+COUNT_DATASETS = SITES + ["phantom"]
+COUNT_MODEL = f"{OUT}/models/emanet_counts.pt"
+COUNT_TRAINED = ["emanet_counts"] + [f"emanet_finetuned_{s}" for s in SITES]
+LEARNED_COUNT_METHODS = [s.key for s in COUNT_REGISTRY.SPECS if s.model]
+CLASSICAL_COUNT_METHODS = [s.key for s in COUNT_REGISTRY.SPECS if not s.model]
 
 PRETRAIN_SOURCES = ["ct", "natural"]
 ARCHS = ["plain", "rdc", "rdc_md", "rdc_md_rcag", "full"]
@@ -80,9 +97,10 @@ def emanet_variants():
 
 
 def trained_models():
-    """Every training run of the DAG (the segmenter only where lesion masks exist)."""
+    """Every training run of the DAG (the segmenter only where lesion masks exist), the count family's included."""
     pretrained = [f"pretrain_ct_{a}" for a in ARCHS] + ["pretrain_natural_full"]
-    return ["estimator"] + (["segmenter"] if SYNTHETIC else []) + LEARNED_BASELINES + emanet_variants() + pretrained
+    return (["estimator"] + (["segmenter"] if SYNTHETIC else []) + LEARNED_BASELINES + emanet_variants() + pretrained
+            + COUNT_TRAINED)
 
 
 def all_methods():
@@ -292,6 +310,7 @@ def curve_groups():
               "table6": TABLE_MODELS[6]}
     if SYNTHETIC:
         groups["table8"] = TABLE_MODELS[8]
+    groups["real_counts"] = COUNT_TRAINED
     return groups
 
 
@@ -395,3 +414,40 @@ def _never_retry(name):
     """A request SLURM can never meet fails the same way on every attempt: retry that rule no more."""
     if name in {r.name for r in workflow.rules}:
         workflow.get_rule(name).restart_times = 0
+
+
+def count_jobs():
+    """(dataset, method) of every count-split job: the fine-tuned model only on the sites' own scans."""
+    return [(d, s.key) for d in COUNT_DATASETS for s in COUNT_REGISTRY.SPECS if not (s.site_only and d == "phantom")]
+
+
+def count_split_inputs(wildcards):
+    """The files one count-split job reads: its data set and the model its method needs (registry)."""
+    spec = COUNT_REGISTRY.BY_KEY[wildcards.cmethod]
+    inputs = {}
+    if wildcards.dataset == "phantom":
+        inputs["views"] = f"{OUT}/counts/phantom_views.npz"
+    elif wildcards.dataset == "site":
+        inputs["manifest"] = f"{OUT}/convert/manifest.csv"
+    if spec.model == "counts":
+        inputs["model"] = COUNT_MODEL
+    elif spec.model == "finetuned":
+        inputs["model"] = f"{OUT}/models/emanet_finetuned_{wildcards.dataset}.pt"
+    elif spec.model == "paper":
+        inputs.update(model=f"{OUT}/models/{MAIN_EMANET}.pt", estimator=f"{OUT}/models/estimator.pt")
+    return inputs
+
+
+def count_split_args(wildcards, input):
+    return " ".join(f"--{k} {v}" for k, v in input.items())
+
+
+def count_report_inputs(wildcards):
+    """Every count-split output the report reads, by its --input key."""
+    inputs = {}
+    for d, m in count_jobs():
+        inputs[f"tiles:{d}:{m}"] = f"{OUT}/counts/eval/{d}/{m}.csv"
+        inputs[f"frames:{d}:{m}"] = f"{OUT}/counts/eval/{d}/{m}_frames.csv"
+        if d == "nm1":
+            inputs[f"example:{m}"] = f"{OUT}/counts/eval/{d}/{m}.npz"
+    return inputs

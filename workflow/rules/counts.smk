@@ -1,57 +1,8 @@
 # The deployable count-domain family (package spectbone.counts): the phantom's native frames, the
 # count-domain EMANet, its self-supervised fine-tuning on the site's scans (NM1 in the default run, the
 # studies of data.dicom_dir when set), count-split scores of every registered method, the dose-reduction
-# table and figure. The paper's tables do not read any of it.
-import importlib.util
-import sys
-
-_spec = importlib.util.spec_from_file_location(
-    "spectbone_count_registry", os.path.join(workflow.basedir, "src", "spectbone", "counts", "registry.py"))
-COUNT_REGISTRY = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(COUNT_REGISTRY)  # the method registry, read without the package's dependencies
-
-CT = config["counts"]
-PHANTOM_COHORT, PHANTOM_TRUTH = f"{RES}/cohort", f"{RES}/truth"  # the phantom is synthesised in every mode
-SITES = ["nm1"] + ([] if SYNTHETIC else ["site"])
-COUNT_DATASETS = SITES + ["phantom"]
-COUNT_MODELS = {"counts": f"{OUT}/models/emanet_counts.pt"}
-
-
-def count_jobs():
-    """(dataset, method) of every count-split job: the fine-tuned model only on the sites' own scans."""
-    return [(d, s.key) for d in COUNT_DATASETS for s in COUNT_REGISTRY.SPECS if not (s.site_only and d == "phantom")]
-
-
-def count_split_inputs(wildcards):
-    """The files one count-split job reads: its data set and the model its method needs (registry)."""
-    spec = COUNT_REGISTRY.BY_KEY[wildcards.cmethod]
-    inputs = {}
-    if wildcards.dataset == "phantom":
-        inputs["views"] = f"{OUT}/counts/phantom_views.npz"
-    elif wildcards.dataset == "site":
-        inputs["manifest"] = f"{OUT}/convert/manifest.csv"
-    if spec.model == "counts":
-        inputs["model"] = COUNT_MODELS["counts"]
-    elif spec.model == "finetuned":
-        inputs["model"] = f"{OUT}/models/emanet_finetuned_{wildcards.dataset}.pt"
-    elif spec.model == "paper":
-        inputs.update(model=f"{OUT}/models/{MAIN_EMANET}.pt", estimator=f"{OUT}/models/estimator.pt")
-    return inputs
-
-
-def count_split_args(wildcards, input):
-    return " ".join(f"--{k} {v}" for k, v in input.items())
-
-
-def count_report_inputs(wildcards):
-    """Every count-split output the report reads, by its --input key."""
-    inputs = {}
-    for d, m in count_jobs():
-        inputs[f"tiles:{d}:{m}"] = f"{OUT}/counts/eval/{d}/{m}.csv"
-        inputs[f"frames:{d}:{m}"] = f"{OUT}/counts/eval/{d}/{m}_frames.csv"
-        if d == "nm1":
-            inputs[f"example:{m}"] = f"{OUT}/counts/eval/{d}/{m}.npz"
-    return inputs
+# table and figure. The paper's tables do not read any of it. Helpers (the method registry, the jobs it plans)
+# live in common.smk.
 
 
 rule count_views:
@@ -77,7 +28,7 @@ rule train_counts:
     input:
         views=f"{OUT}/counts/phantom_views.npz",
     output:
-        weights=COUNT_MODELS["counts"],
+        weights=COUNT_MODEL,
         history=f"{OUT}/training/emanet_counts.csv",
     params:
         ckpt=f"{OUT}/checkpoints/emanet_counts",
@@ -111,7 +62,7 @@ rule train_counts:
 rule finetune_counts:
     input:
         unpack(lambda wildcards: {"manifest": f"{OUT}/convert/manifest.csv"} if wildcards.site == "site" else {}),
-        model=COUNT_MODELS["counts"],
+        model=COUNT_MODEL,
     output:
         weights=f"{OUT}/models/emanet_finetuned_{{site}}.pt",
         history=f"{OUT}/training/emanet_finetuned_{{site}}.csv",
@@ -147,8 +98,6 @@ rule finetune_counts:
         " --threads {threads} --log {log}"
 
 
-LEARNED_COUNT_METHODS = [s.key for s in COUNT_REGISTRY.SPECS if s.model]
-CLASSICAL_COUNT_METHODS = [s.key for s in COUNT_REGISTRY.SPECS if not s.model]
 COUNT_SPLIT_SHELL = (
     "spectbone count-split --dataset {wildcards.dataset} --method {wildcards.cmethod} {params.inputs}"
     " --fractions {params.fractions} --seeds {params.seeds} --holdout-seed {params.holdout}"

@@ -135,16 +135,23 @@ class CountDenoiserTask(Task):
         return self.optimise(weighted_mse(out, batch["target"].to(self.device), batch["S"].float()))
 
     @torch.no_grad()
-    def validate(self):
-        """S-weighted MSE over the fixed validation windows (lower is better)."""
+    def evaluate(self):
+        """(S-weighted MSE over the fixed validation windows, each window's PSNR in u units, "psnr").
+
+        The per-window PSNR (peak 1: bone) gives `tables/training.csv` its still-improving interval."""
         model = self.models[self.primary]
         u, m, target, _ = self.val
-        total = 0.0
+        total, psnr = 0.0, []
         for i in range(0, len(u), self.batch_size):
             sl = slice(i, i + self.batch_size)
             out = estimate(model, u[sl].to(self.device), m[sl].to(self.device), self.base_sigma).cpu()
-            total += float((self.val_weights[sl].view(-1, 1, 1, 1) * (out - target[sl]) ** 2).sum())
-        return total / target.numel()
+            err = (out - target[sl]) ** 2
+            total += float((self.val_weights[sl].view(-1, 1, 1, 1) * err).sum())
+            psnr.append(-10 * torch.log10(err.mean(dim=(1, 2, 3)).double().clamp_min(1e-12)))
+        return total / target.numel(), torch.cat(psnr).numpy(), "psnr"
+
+    def validate(self):
+        return self.evaluate()[0]
 
 
 def family_meta(**extra) -> dict:
