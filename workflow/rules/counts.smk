@@ -72,7 +72,7 @@ rule finetune_counts:
         ckpt=f"{OUT}/checkpoints/emanet_finetuned_{{site}}",
         curve=history_stem,
         manifest=lambda wildcards, input: f"--manifest {input.manifest}" if "manifest" in input.keys() else "",
-        patch=CT["patch"],
+        patch=CT["finetune"]["patch"],
         fractions=CT["finetune"]["fractions"],
         epochs=CT["finetune"]["epochs"],
         samples=CT["finetune"]["samples_per_epoch"],

@@ -34,7 +34,7 @@ from spectbone.util.runtime import add_common_arguments, pick_device, seed_every
 log = logging.getLogger("spectbone.counts.finetune")
 VALIDATION_SEEDS = (2000,)  # splits that pick the best epoch (never the scored seeds)
 MAX_VALIDATION_FRAMES = 8
-KEEP_MARGIN = 0.01  # relative improvement on the validation part needed to keep the fine-tuned weights
+KEEP_MARGIN = 0.02  # relative improvement on the validation part needed to keep the fine-tuned weights
 
 
 def window_origins(allowed: np.ndarray, counted: np.ndarray, patch: int) -> np.ndarray:
@@ -126,7 +126,7 @@ def add_arguments(parser, verb):
     parser.add_argument("--ckpt-dir", required=True)
     parser.add_argument("--history", required=True)
     parser.add_argument("--curve", required=True)
-    parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--patch", type=int, default=32, help="window (px); at most the band height of a single scan")
     parser.add_argument("--fractions", default="0.1:0.6", help="split fractions q drawn log-uniformly, LOW:HIGH")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--samples-per-epoch", type=int, default=256)

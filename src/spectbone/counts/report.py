@@ -117,8 +117,9 @@ def notes(table: pd.DataFrame, tiles: dict, frames: dict, n_boot: int, seed: int
            "mean of (k x - y2)^2 - y2 with k = (1-p)/p, an unbiased estimate of the squared error of k x against the "
            "held-out part's expected counts (counts^2 per pixel; lower is better; it can be below 0 by chance). "
            "Intervals: 95 % percentile bootstrap over (seed, 64-px tile) units.",
-           "Held-out columns: NM1's bands of 128 rows numbered 1, 4, 7 (37.5 % of the frame; a single scan, so the "
-           "fine-tuned model is scored on tiles of it that fine-tuning never read); with several site patients, half "
+           "Held-out columns: every third 64-row band of NM1 (bands 1, 4, 7, ...: a third of the frame, from head to "
+           "feet; a single scan, so the fine-tuned model is scored on tiles of it that fine-tuning never read; it "
+           "chose its epoch on bands 2, 5, 8, ... and trained on the rest); with several site patients, half "
            "the patients are held out whole. Every method is scored on the same held-out tiles there.",
            "Phantom columns: the phantom's test patients at native sampling (no crop, no resize); PSNR/SSIM of x / p "
            "against the full-count noiseless truth, data range its maximum; phantom_true is the true squared error "
