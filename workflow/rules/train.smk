@@ -3,7 +3,13 @@
 # live in params folders (Snakemake deletes declared outputs before a rerun), final weights are outputs.
 
 
+# Priorities: the estimator heads the longest chain of the DAG (estimator -> 10 EMANet fine-tunes -> their
+# inference and tables), so a scheduler with free slots starts it first; off-path work (the count family)
+# keeps the default 0.
+
+
 rule train_estimator:
+    priority: 20
     input:
         **PREPROCESSED,
         split=f"{OUT}/split.csv",
@@ -66,6 +72,7 @@ rule train_pretrain:
 
 
 rule train_emanet:
+    priority: 10
     input:
         unpack(pretrain_init),
         **PREPROCESSED,

@@ -16,7 +16,6 @@ an epoch beats it by more than KEEP_MARGIN, the output is the starting model unc
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from spectbone.counts.sites import finetune_masks, load_cases
 from spectbone.counts.thinning import FRACTIONS, binomial_split, excess_error_map, integer_counts
 from spectbone.counts.training import parse_fractions
 from spectbone.train.tasks import Task
-from spectbone.util.runtime import add_common_arguments, pick_device, seed_everything, set_threads, setup_logging
+from spectbone.util.runtime import add_common_arguments, start_training_job
 
 log = logging.getLogger("spectbone.counts.finetune")
 VALIDATION_SEEDS = (2000,)  # splits that pick the best epoch (never the scored seeds)
@@ -140,12 +139,7 @@ def run(args) -> int:
     from spectbone.train import checkpoint
     from spectbone.train.engine import fit, plot_history
 
-    setup_logging(args.log)
-    set_threads(args.threads)
-    device = pick_device(args.device)
-    log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
-             torch.get_num_threads())
-    seed_everything(args.seed)
+    device = start_training_job(args)
     model, meta = load_model(args.model, map_location=device)
     if meta.get("family") != "count-domain":
         raise SystemExit(f"{Path(args.model).name} is not a count-domain model (family {meta.get('family', 'paper')!r})")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from torch.utils.data import Dataset
 from spectbone.counts.domain import BASE_SIGMA, FAMILY, LEVEL_BLUR, UNIT, body_mask, count_scale, estimate, level_map
 from spectbone.counts.thinning import FRACTIONS, integer_counts
 from spectbone.train.tasks import Task
-from spectbone.util.runtime import add_common_arguments, pick_device, seed_everything, set_threads, setup_logging
+from spectbone.util.runtime import add_common_arguments, start_training_job
 
 log = logging.getLogger("spectbone.counts.training")
 VAL_WINDOW = 128  # px, validation windows (a multiple of 8)
@@ -186,12 +185,7 @@ def run(args) -> int:
     from spectbone.train import checkpoint
     from spectbone.train.engine import fit, plot_history
 
-    setup_logging(args.log)
-    set_threads(args.threads)
-    device = pick_device(args.device)
-    log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
-             torch.get_num_threads())
-    seed_everything(args.seed)
+    device = start_training_job(args)
     fractions = parse_fractions(args.fractions)
     train, val = load_views(args.views, "train"), load_views(args.views, "val")
     draws = -(-args.samples_per_epoch // len(train["counts"]))
@@ -209,7 +203,7 @@ def run(args) -> int:
     model.load_state_dict(best_state)
     meta = family_meta(task="train-counts", kind="emanet", data_source=args.data_label, fractions=list(fractions),
                        patch=args.patch, base_sigma=args.base_sigma, seed=args.seed, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch,
-                       batch_size=args.batch_size, lr=args.lr, loss="MSE (counts / S)",
+                       batch_size=args.batch_size, lr=args.lr, loss="S-weighted MSE (counts / S)",
                        frame_shape=list(train["counts"].shape[1:]), fingerprint=fingerprint["digest"],
                        best_val=float(history["val"].min()) if len(history) else None,
                        best_epoch=int(history["val"].idxmin()) + 1 if len(history) else 0)

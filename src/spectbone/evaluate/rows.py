@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from spectbone.infer.levels import ESTIMATED, ORACLE
+from spectbone.infer.levels import ESTIMATED, ORACLE  # noqa: F401  (ORACLE is re-exported to score and tables)
 
 
 def select_rows(df: pd.DataFrame, levels=None, blind: str = ESTIMATED) -> pd.DataFrame:

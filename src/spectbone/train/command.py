@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from spectbone.noise.poisson import MAX_GREY
 from spectbone.train.engine import fit, plot_history
 from spectbone.train.speed import MODES, step_settings
 from spectbone.train.tasks import DenoiserTask, EstimatorTask, SegmenterTask, WGANTask, validation_pairs
-from spectbone.util.runtime import add_common_arguments, pick_device, seed_everything, set_threads, setup_logging
+from spectbone.util.runtime import add_common_arguments, start_training_job
 
 log = logging.getLogger("spectbone.train.command")
 SEGMENTER_LESION_SHARE = 0.5  # share of the segmenter's training windows placed on a lesion
@@ -215,12 +214,7 @@ def add_arguments(parser, verb):
 
 
 def run(args):
-    setup_logging(args.log)
-    set_threads(args.threads)
-    device = pick_device(args.device)
-    log.info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
-             torch.get_num_threads())
-    seed_everything(args.seed)
+    device = start_training_job(args)
     from spectbone.models.vgg import _resolve as resolve_vgg
     from spectbone.train import checkpoint
 

@@ -59,6 +59,20 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def start_training_job(args):
+    """What every training verb does first: log to the rule's file, match torch's threads to the job's cores,
+    pick the device (and say which, with CUDA_VISIBLE_DEVICES), seed everything. Returns the device."""
+    setup_logging(args.log)
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    import torch
+
+    logging.getLogger("spectbone").info("device=%s CUDA_VISIBLE_DEVICES=%s threads=%d", device,
+                                        os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), torch.get_num_threads())
+    seed_everything(args.seed)
+    return device
+
+
 def add_common_arguments(parser, *, log: bool = True, seed: bool = False, threads: bool = False,
                          device: bool = False) -> None:
     """The arguments many verbs share: --log, and on request --seed, --threads, --device."""
