@@ -131,8 +131,13 @@ def test_derived_attributes_and_source_untouched(synthetic_study):
     code = out.DerivationCodeSequence[0]
     assert (code.CodeValue, code.CodingSchemeDesignator) == ("113087", "DCM")
     assert out.ContentDate != src.ContentDate  # its own date, not the acquisition's
-    assert out.CountsAccumulated == int(np.round(frames).sum()) != src.CountsAccumulated
+    assert out.CountsAccumulated == int(round(frames.sum())) != src.CountsAccumulated
     assert out.pixel_array.shape == src.pixel_array.shape
+    # fractional expected counts kept to sub-count precision (Rescale Slope), whole counts on request
+    stored = out.pixel_array * float(out.RescaleSlope)
+    assert out.RescaleType == "US" and np.abs(stored - frames).max() <= float(out.RescaleSlope)
+    whole = derived_dataset(src, frames, "test denoising", whole_counts=True)
+    assert "RescaleSlope" not in whole and np.array_equal(whole.pixel_array, np.round(frames))
 
 
 def test_model_alone_finds_its_estimator(weights, tmp_path):
