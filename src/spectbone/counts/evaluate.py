@@ -92,11 +92,10 @@ def load_context(args, device) -> Context:
 
     ctx = Context(device=device)
     needed = method(args.method).model
-    path = {"counts": args.model, "finetuned": args.model, "paper": args.model}.get(needed)
-    if needed and not path:
+    if needed and not args.model:
         raise SystemExit(f"method {args.method} needs --model")
     if needed:
-        model, meta = load_model(path, map_location=device)
+        model, meta = load_model(args.model, map_location=device)
         ctx.models[needed] = (model.to(device), meta)
     if needed == "paper":
         from spectbone.infer.denoise import resolve_estimator
