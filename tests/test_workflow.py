@@ -346,9 +346,10 @@ def test_killed_runs_rerun_only_what_was_incomplete_and_tables_stay_identical(da
     # (rule cut, seconds into its job, killed run's targets, rerun's targets, jobs the rerun must run). Training
     # comes last: its model feeds most of the DAG, and only table6's branch is rebuilt here.
     points = [
-        ("infer_bm3d", 3.0, [bm3d], [bm3d, table7], ["infer_bm3d", "evaluate", "table7"]),  # one level only
+        # Delays are short: on an idle machine a test-scale job is done within a few seconds of starting.
+        ("infer_bm3d", 1.0, [bm3d], [bm3d, table7], ["infer_bm3d", "evaluate", "table7"]),  # one level only
         ("table7", 0.0, [table7], [table7], ["table7"]),
-        ("train_estimator", 8.0, [model, table6], [table6], ["train_estimator", "noise_estimates", "table6"]),
+        ("train_estimator", 2.0, [model, table6], [table6], ["train_estimator", "noise_estimates", "table6"]),
     ]
     record = []
     for rule, after_s, targets, rerun_targets, expected in points:
