@@ -6,6 +6,7 @@ under results/test/, ignored by git), once per session; every check below reads 
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -301,11 +302,12 @@ def _jobs_in(text: str) -> list[str]:
     return re.findall(r"^(?:local)?rule (\w+):$", text, re.M)
 
 
-def _killed_run(args: list[str], rule: str, output: Path, after_s: float, log_path: Path, timeout=900) -> str:
+def _killed_run(args: list[str], rule: str, output: Path, log_path: Path, *, after_s: float = 0.0,
+                ready=lambda: True, timeout=900) -> str:
     """Start snakemake (own process group), wait until the job of `rule` has started (its header is
-    printed and its old `output` removed, as Snakemake does before running a job) and `after_s` more
-    seconds, then SIGKILL the whole group: snakemake and its jobs, as the OOM killer or a lost node
-    leaves a run. Returns its output; fails if the job finished or the run ended first."""
+    printed and its old `output` removed, as Snakemake does before running a job), then until `ready()`
+    and `after_s` more seconds, then SIGKILL the whole group: snakemake and its jobs, as the OOM killer or
+    a lost node leaves a run. Returns its output; fails if the job finished or the run ended first."""
     import signal
     import time
 
@@ -315,10 +317,10 @@ def _killed_run(args: list[str], rule: str, output: Path, after_s: float, log_pa
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         try:
-            while rule not in _jobs_in(log_path.read_text()) or output.exists():
-                assert proc.poll() is None, f"the run ended before {rule} started:\n{log_path.read_text()[-3000:]}"
-                assert time.monotonic() < deadline, f"{rule} did not start within {timeout} s"
-                time.sleep(0.1)
+            while rule not in _jobs_in(log_path.read_text()) or output.exists() or not ready():
+                assert proc.poll() is None, f"the run ended before {rule} was cut:\n{log_path.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"{rule} was not cut within {timeout} s"
+                time.sleep(0.05)
             time.sleep(after_s)
             text = log_path.read_text()
             assert proc.poll() is None and f"(Rule: {rule})" not in text, f"{rule} finished before the kill"
@@ -326,6 +328,7 @@ def _killed_run(args: list[str], rule: str, output: Path, after_s: float, log_pa
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    assert not output.exists(), f"{rule} wrote {output} before the kill"
     return log_path.read_text()
 
 
@@ -343,30 +346,43 @@ def test_killed_runs_rerun_only_what_was_incomplete_and_tables_stay_identical(da
     table6, table7 = "results/test/tables/table6.csv", "results/test/tables/table7.csv"
     run = ["--cores", "2", "--resources", "gpu=1"]
     model = "results/test/models/estimator.pt"
-    # (rule cut, seconds into its job, killed run's targets, rerun's targets, jobs the rerun must run). Training
-    # comes last: its model feeds most of the DAG, and only table6's branch is rebuilt here.
+    ckpt_dir = OUT / "checkpoints" / "estimator"
+    # (rule cut, seconds after it is ready to cut, ready to cut when, the killed run's targets (--forcerun
+    # forces every job of the rule they need), the rerun's targets, jobs the rerun must run). Training comes last: its model feeds most of the DAG, and only table6's branch is rebuilt here.
     points = [
-        # Delays are short: on an idle machine a test-scale job is done within a few seconds of starting.
-        ("infer_bm3d", 1.0, [bm3d], [bm3d, table7], ["infer_bm3d", "evaluate", "table7"]),  # one level only
-        ("table7", 0.0, [table7], [table7], ["table7"]),
-        ("train_estimator", 2.0, [model, table6], [table6], ["train_estimator", "noise_estimates", "table6"]),
+        # BM3D (one level, 4 test images at about 0.6 s each): cut 0.3 s after its progress bar appears, i.e.
+        # inside the first image. A test-scale job is done within a few seconds, so waiting on a clock misses it.
+        ("infer_bm3d", 0.3, lambda: f"bm3d {level}:" in (tmp_path / "killed_infer_bm3d.out").read_text(),
+         [bm3d], [bm3d, table7], ["infer_bm3d", "evaluate", "table7"]),
+        ("table7", 0.0, lambda: True, [table7], [table7], ["table7"]),
+        # Training (2 epochs at test scale): cut right after epoch 1's checkpoint, so the rerun must resume
+        # from it, and its model must still match the uninterrupted run's (table6 bit-identical below).
+        ("train_estimator", 0.0, lambda: (ckpt_dir / "last.pt").exists(), [model, table6], [model, table6],
+         ["train_estimator", "noise_estimates", "table6"]),
     ]
     record = []
-    for rule, after_s, targets, rerun_targets, expected in points:
-        killed = _killed_run([*run, "--forcerun", rule, "--", *targets], rule, ROOT / targets[0], after_s,
-                             tmp_path / f"killed_{rule}.out")
+    for rule, after_s, ready, targets, rerun_targets, expected in points:
+        if rule == "train_estimator":  # train from scratch, so that the kill cuts real training, not a resume
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        killed = _killed_run([*run, "--forcerun", rule, "--", *targets], rule, ROOT / targets[0],
+                             tmp_path / f"killed_{rule}.out", after_s=after_s, ready=ready)
         finished_before_kill = set(re.findall(r"\(Rule: (\w+)\)", killed))
         unlock = snakemake("--unlock")  # SIGKILL leaves Snakemake's lock behind: the documented first step
         assert unlock.returncode == 0, unlock.stderr[-3000:]
+        # The user's rerun: the cut job's output and what reads it, without --forcerun. (Asking only for a
+        # table would rerun nothing: that table and the files it reads still exist from the uninterrupted run,
+        # and Snakemake rebuilds a missing intermediate only for a target that needs it.)
         rerun = snakemake(*run, "--", *rerun_targets)
         assert rerun.returncode == 0, rerun.stderr[-4000:]
         reran = _jobs_in(rerun.stdout + rerun.stderr)
-        record.append(f"killed during {rule} ({after_s:.0f} s into it; finished before: "
+        record.append(f"killed during {rule} ({after_s:.1f} s after it was ready to cut; finished before: "
                       f"{sorted(finished_before_kill) or 'nothing'}); rerun ran {reran}")
         assert sorted(reran) == sorted(expected), record[-1]
         assert not finished_before_kill & set(reran), record[-1]
         done = snakemake("-n", "--", *rerun_targets)  # the rerun completed what was asked
         assert "Nothing to be done" in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+    train_log = (OUT / "logs" / "train_estimator" / "estimator.log").read_text()
+    assert "resuming from" in train_log and "after epoch 1 of 2" in train_log, train_log[-2000:]
     print("\n".join(record))
     # BM3D itself is not bit-reproducible: the bm3d package (4.0.3) returns images that differ in the last
     # bits from run to run (max 1.2e-4 counts on the test images, single-threaded too), so a rerun BM3D job,
