@@ -349,7 +349,8 @@ def test_killed_runs_rerun_only_what_was_incomplete_and_tables_stay_identical(da
     model = "results/test/models/estimator.pt"
     ckpt_dir = OUT / "checkpoints" / "estimator"
     # (rule cut, seconds after it is ready to cut, ready to cut when, the killed run's targets (--forcerun
-    # forces every job of the rule they need), the rerun's targets, jobs the rerun must run). Training comes last: its model feeds most of the DAG, and only table6's branch is rebuilt here.
+    # forces every job of the rule they need), the rerun's targets, jobs the rerun must run). Training comes
+    # last: its model feeds most of the DAG, and only table6's branch is rebuilt here.
     points = [
         # BM3D (one level, 4 test images at about 0.6 s each): cut 0.3 s after its progress bar appears, i.e.
         # inside the first image. A test-scale job is done within a few seconds, so waiting on a clock misses it.
