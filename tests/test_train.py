@@ -4,6 +4,7 @@ import signal
 import subprocess
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -47,6 +48,36 @@ def test_emanet_fine_tune_takes_the_estimators_level_map_on_patches(tiny_bone_da
     with pytest.raises(AssertionError, match="other denoisers take no map"):
         run_cli(*train_args(tiny_bone_data, tmp_path / "dncnn", epochs=1,
                             extra=["--model", "dncnn", "--depth", "3", "--estimator", est]))
+
+
+def test_shared_level_maps_train_the_very_weights_of_the_in_step_estimator(tiny_bone_data, tmp_path):
+    """`spectbone level-maps` computes the frozen estimator's maps once for every fine-tune: a fine-tune
+    reading them ends with bit-identical weights (and history) to one running the estimator in its step;
+    a table made for other settings is refused, naming the field."""
+    from spectbone.models import build_model, load_model, save_model
+
+    est = tmp_path / "estimator.pt"
+    torch.manual_seed(0)
+    save_model(est, build_model("estimator", base=8), "estimator", {"base": 8}, {"task": "estimator"})
+    emanet = ["--model", "emanet", "--arch", "full", "--lam", "0.2", "--patch", 16, "--val-every", 5]
+    maps = tmp_path / "maps.npz"
+    run_cli("level-maps", "--estimator", est, "--preprocess-dir", tiny_bone_data, "--split",
+            tiny_bone_data / "split.csv", "--epochs", 2, "--samples-per-epoch", 96, "--batch-size", 4, "--seed", 3,
+            "--threads", 1, "--out", maps, "--log", tmp_path / "maps.log")
+    run_cli(*train_args(tiny_bone_data, tmp_path / "in_step", epochs=2, extra=[*emanet, "--estimator", est]))
+    run_cli(*train_args(tiny_bone_data, tmp_path / "shared", epochs=2, extra=[*emanet, "--level-maps", maps]))
+    a = torch.load(tmp_path / "in_step" / "w.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "shared" / "w.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    drop = ["seconds"]
+    h_in = pd.read_csv(tmp_path / "in_step" / "history.csv").drop(columns=drop)
+    h_sh = pd.read_csv(tmp_path / "shared" / "history.csv").drop(columns=drop)
+    pd.testing.assert_frame_equal(h_in, h_sh)
+    _, meta = load_model(tmp_path / "shared" / "w.pt")
+    assert "computed once" in meta["level_map"]
+
+    with pytest.raises(AssertionError, match=r"maps.npz: level maps computed for another run \(epochs: table 2, this run 3"):
+        run_cli(*train_args(tiny_bone_data, tmp_path / "other", epochs=3, extra=[*emanet, "--level-maps", maps]))
 
 
 def test_killed_run_resumes_to_identical_weights(tiny_bone_data, tmp_path):

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-manifest": ("spectbone.noise.augment", "write the seeded training-noise manifest (levels 1..50)"),
     "pretrain-data": ("spectbone.data.pretrain", "build CT (Mayo or simulated) / natural-image pairs"),
     "train": ("spectbone.train.command", "train one model (estimator, EMANet variant, baseline, segmenter)"),
+    "level-maps": ("spectbone.train.level_maps", "the frozen estimator's level maps of every EMANet fine-tune, once"),
     "curves": ("spectbone.train.curves", "learning curves of a table group's training runs (report figure)"),
     "infer": ("spectbone.infer.testset", "run a trained model or classical method over the test set"),
     "evaluate": ("spectbone.evaluate.score", "PSNR/SSIM/RMSE and noise-estimate metrics"),

@@ -204,6 +204,14 @@ def train_args(lr=None):
     return args
 
 
+def level_map_args():
+    """The arguments that decide which noisy batches the EMANet fine-tunes draw (`spectbone level-maps`)."""
+    args = f"--batch-size {TR['batch_size']} --seed {config['seed']} --levels {config['noise']['train_levels']}"
+    if TR["samples_per_epoch"]:
+        args += f" --samples-per-epoch {TR['samples_per_epoch']}"
+    return args
+
+
 def bone_args():
     return f"--preprocess-dir {OUT}/preprocess --split {OUT}/split.csv"
 

@@ -27,6 +27,10 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 class NoisyImageDataset(Dataset):
     """(image index, level) samples over clean grey images -> noisy/clean in [0, 1] plus the level.
 
+    Each item also names its epoch and sample: the noisy image is a function of (seed, sample, epoch)
+    alone, which is what lets one job compute the frozen estimator's level maps for every fine-tune
+    (`spectbone.train.level_maps`).
+
     `level_jitter` perturbs the level given to the network's noise-level map (not the noise drawn),
     so a denoiser trained on true levels tolerates the estimator's small errors at test time.
     """
@@ -53,7 +57,8 @@ class NoisyImageDataset(Dataset):
         map_level = max(0.5, level + self.level_jitter * rng.standard_normal()) if self.level_jitter else level
         return {"noisy": _tensor(noisy / MAX_GREY), "clean": _tensor(clean / MAX_GREY),
                 "level": torch.tensor(level, dtype=torch.long),
-                "map_level": torch.tensor(map_level / MAX_GREY, dtype=torch.float32)}
+                "map_level": torch.tensor(map_level / MAX_GREY, dtype=torch.float32),
+                "epoch": torch.tensor(self.epoch, dtype=torch.long), "sample": torch.tensor(j, dtype=torch.long)}
 
 
 class PairedImageDataset(Dataset):

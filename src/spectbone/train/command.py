@@ -57,6 +57,16 @@ def _bone_arrays(args, which):
     return ids, load_images(args.preprocess_dir, ids)
 
 
+def bone_noise_data(args, level_jitter: float = 0.0):
+    """(training dataset, validation pairs) of the bone scans: every (training image, level) sample with
+    noise drawn per (seed, sample, epoch), and fixed noisy copies of the validation images."""
+    ids, images = _bone_arrays(args, "train")
+    _, vimages = _bone_arrays(args, "val")
+    samples = [(i, lv) for i in range(len(ids)) for lv in parse_levels(args.levels)]
+    return (NoisyImageDataset(images, np.array(samples), args.seed, level_jitter),
+            validation_pairs(vimages, args.seed))
+
+
 def _set_perceptual_unit(perceptual, args, images) -> dict:
     """Eq. 13's feature unit: "input" keeps features per unit of the [0, 1] image; "balanced" divides the
     term by its ratio to the MSE on noisy copies of (up to) 16 training images at the validation levels,
@@ -126,14 +136,12 @@ def build_task(args, device, speed=None):
         val = (torch.from_numpy(vimages / MAX_GREY).float()[:, None], torch.from_numpy(vmasks).float()[:, None])
         return SegmenterTask(model, val, args.lr, device, args.batch_size, speed=speed), kind, kwargs, meta, dataset
     if args.task != "pretrain":
-        ids, images = _bone_arrays(args, "train")
-        _, vimages = _bone_arrays(args, "val")
+        dataset, val = bone_noise_data(args, args.level_jitter)
+        images = dataset.images
         meta["image_size"] = int(images.shape[-1])  # the preprocessing size: `denoise` maps counts to grey as it did
-        samples = [(i, lv) for i in range(len(ids)) for lv in levels]
-        dataset = NoisyImageDataset(images, np.array(samples), args.seed, args.level_jitter)
-        val = validation_pairs(vimages, args.seed)
     if args.task == "estimator":
         dataset.level_jitter = 0.0
+        _, vimages = _bone_arrays(args, "val")
         val = validation_pairs(vimages, args.seed, levels=tuple(range(5, 45, 5)))  # Table 6's levels, 5 included
         task = EstimatorTask(model, val, args.lr, device, args.batch_size, window=args.patch, speed=speed)
         meta.update(label_sigma=task.label_sigma, reg_weight=task.reg_weight, window=args.patch)
@@ -153,18 +161,29 @@ def build_task(args, device, speed=None):
     meta.update(loss=f"composite lambda={lam:g}", lam=lam, vgg_weights=loss_fn.weights_source, patch=args.patch)
     if loss_fn.perceptual is not None:
         meta.update(perceptual_unit=args.perceptual_unit, **_set_perceptual_unit(loss_fn.perceptual, args, images))
-    estimator = None
+    estimator, level_maps = None, None
+    if (args.estimator or args.level_maps) and kind != "emanet":
+        raise ValueError("--estimator / --level-maps feed EMANet's level map; other denoisers take no map")
+    if args.estimator and args.level_maps:
+        raise ValueError("give --estimator or --level-maps (the same estimator's maps, computed once), not both")
     if args.estimator:
-        if kind != "emanet":
-            raise ValueError("--estimator feeds EMANet's level map; other denoisers take no map")
         estimator, est_meta = load_model(args.estimator, map_location=device)
         estimator.to(device).eval().requires_grad_(False)
         meta["level_map"] = "stage-1 estimator on the whole noisy image (as at test time)"
         log.info("level map from the stage-1 estimator %s (as at test time)", args.estimator)
+    elif args.level_maps:
+        from spectbone.train.level_maps import LevelMaps, run_key
+
+        level_maps = LevelMaps(args.level_maps, run_key(args, len(dataset), len(val[0])))
+        meta["level_map"] = ("stage-1 estimator on the whole noisy image (as at test time), computed once for "
+                             "every fine-tune by `spectbone level-maps`")
+        meta["level_map_estimator_sha256"] = level_maps.estimator_sha256
+        log.info("level maps of the stage-1 estimator (sha256 %s) from %s", level_maps.estimator_sha256[:12],
+                 args.level_maps)
     elif kind == "emanet":
         meta["level_map"] = "true level" + (f" +- N(0, {args.level_jitter:g})" if args.level_jitter else "")
     task = DenoiserTask(model, loss_fn, val, args.lr, device, args.batch_size, estimator=estimator, patch=args.patch,
-                        speed=speed)
+                        speed=speed, level_maps=level_maps)
     return task, kind, kwargs, meta, dataset
 
 
@@ -210,6 +229,9 @@ def add_arguments(parser, verb):
                              "fp32: the plain fp32 NCHW step")
     parser.add_argument("--estimator", default=None,
                         help="stage-1 estimator weights: EMANet's level map during training (as at test time)")
+    parser.add_argument("--level-maps", default=None,
+                        help="`spectbone level-maps` output: the same estimator's maps, computed once for every "
+                             "fine-tune of this run's settings (instead of --estimator)")
     add_common_arguments(parser, seed=True, threads=True, device=True)
 
 
@@ -220,7 +242,7 @@ def run(args):
 
     # the files this run reads (the VGG file: the shipped default unless --vgg-weights names one or "random")
     inputs = [args.split, args.preprocess_dir, args.pretrain_data, args.init, resolve_vgg(args.vgg_weights)[1],
-              getattr(args, "estimator", None)]
+              getattr(args, "estimator", None), getattr(args, "level_maps", None)]
     fingerprint = checkpoint.fingerprint(checkpoint.training_params(args), inputs, checkpoint.code_version())
     log.info("fingerprint %s (code %s)", fingerprint["digest"], fingerprint["code_version"])
     speed = step_settings(device, args.precision)

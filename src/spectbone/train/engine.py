@@ -32,7 +32,7 @@ def _clone_state_dict(module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _batches_per_epoch(samples: int, batch_size: int) -> int:
+def batches_per_epoch(samples: int, batch_size: int) -> int:
     """Batches the loader yields: the last partial batch is dropped unless it is the only one."""
     return samples // batch_size if samples > batch_size else 1
 
@@ -61,7 +61,7 @@ def fit(task: Task, dataset, *, epochs: int, samples_per_epoch: int | None, batc
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / "last.pt"
     start, best, best_state, history = 0, float("inf"), None, []
-    steps_per_epoch = _batches_per_epoch(samples_per_epoch or len(dataset), batch_size)
+    steps_per_epoch = batches_per_epoch(samples_per_epoch or len(dataset), batch_size)
     task.set_total_steps(epochs * steps_per_epoch)
     state = load_if_matching(ckpt, fingerprint, device)
     if state is not None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from spectbone.models.blocks import crop_windows
 from spectbone.noise.poisson import MAX_GREY, add_poisson_level_noise, noise_seed
+from spectbone.train.level_maps import sigma_over_255
 from spectbone.train.speed import FP32, StepSettings, fold_batchnorm
 
 VAL_LEVELS = (10, 25, 40)
@@ -150,28 +151,47 @@ class DenoiserTask(Task):
 
     ``estimator`` (frozen stage-1 network): when given, the level map is the estimator's sigma on the
     whole noisy image, exactly what the denoiser receives at test time, in training and validation;
-    otherwise the true level (pretraining pairs, baselines, which ignore the map). ``patch``: train on
-    random windows of the whole noisy image.
+    otherwise the true level (pretraining pairs, baselines, which ignore the map). ``level_maps``
+    (``level_maps.LevelMaps``): those same estimator maps computed once for every fine-tune, looked up
+    instead of recomputed. ``patch``: train on random windows of the whole noisy image.
     """
 
     def __init__(self, model, loss_fn, val, lr, device, batch_size, estimator=None, patch: int | None = None,
-                 speed: StepSettings = FP32):
+                 speed: StepSettings = FP32, level_maps=None):
         super().__init__({"model": model}, lr, speed=speed)
         self.loss_fn, self.val, self.device, self.batch_size = loss_fn, val, device, batch_size
         if estimator is not None and speed.fold_frozen:  # frozen: BN folded into its convolutions
             estimator = fold_batchnorm(estimator)
-        self.estimator, self.patch = estimator, patch
+        self.estimator, self.patch, self.level_maps, self._val_levels = estimator, patch, level_maps, None
 
     @torch.no_grad()
-    def map_levels(self, noisy: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
-        """sigma/255 per sample: the estimator's on the whole image, else the level given."""
+    def map_levels(self, noisy: torch.Tensor, given: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
+        """sigma/255 per sample: the estimator's on the whole image (from the shared level maps where the
+        task has them and the batch names its samples), else the level given."""
+        if self.level_maps is not None and batch is not None:
+            return self.level_maps.lookup(batch["epoch"], batch["sample"]).to(noisy)
         if self.estimator is None:
             return given.to(noisy)
-        return self.estimator.sigma_from_logits(self.estimator(noisy)).to(noisy) / MAX_GREY
+        return sigma_over_255(self.estimator, noisy)
+
+    @torch.no_grad()
+    def val_levels(self) -> torch.Tensor:
+        """sigma/255 of each validation image: fixed pairs and a frozen estimator, so computed once (in
+        the batches of ``evaluate``) or read from the shared level maps."""
+        if self._val_levels is None:
+            noisy, _, levels = self.val
+            if self.level_maps is not None:
+                self._val_levels = torch.from_numpy(self.level_maps.val)
+            else:
+                bs = self.batch_size
+                self._val_levels = torch.cat([self.map_levels(noisy[i:i + bs].to(self.device),
+                                                              levels[i:i + bs].float() / MAX_GREY).cpu()
+                                              for i in range(0, len(noisy), bs)])
+        return self._val_levels
 
     def step(self, batch):
         noisy, clean = batch["noisy"].to(self.device), batch["clean"].to(self.device)
-        levels = self.map_levels(noisy, batch["map_level"])
+        levels = self.map_levels(noisy, batch["map_level"], batch)
         noisy, clean = random_patches(self.patch, noisy, clean)
         noisy = self.speed.to_format(noisy)
         with self.speed.autocast():
@@ -184,11 +204,12 @@ class DenoiserTask(Task):
 
         Always fp32 (as inference is), whatever the training step's precision."""
         model = self.models[self.primary]
-        noisy, clean, levels = self.val
+        noisy, clean, _ = self.val
+        levels = self.val_levels()
         mse = []
         for i in range(0, len(noisy), self.batch_size):
             n = noisy[i:i + self.batch_size].to(self.device)
-            lv = self.map_levels(n, levels[i:i + self.batch_size].float() / MAX_GREY)
+            lv = levels[i:i + self.batch_size].to(n)
             out = model(self.speed.to_format(n), level_plane(lv, n))
             mse.append(psnr_per_image(out, clean[i:i + self.batch_size].to(self.device))[0].cpu())
         mse = torch.cat(mse).double()
@@ -270,6 +291,7 @@ class WGANTask(Task):
                          betas={"generator": (0.5, 0.9), "critic": (0.5, 0.9)}, speed=speed)
         self.losses, self.perceptual, self.val = losses, perceptual, val
         self.device, self.batch_size, self.estimator, self.patch = device, batch_size, None, patch
+        self.level_maps, self._val_levels = None, None
         self.critic_steps, self.gp_weight, self.perceptual_weight = critic_steps, gp_weight, perceptual_weight
         self.adversarial_weight, self.warmup, self.total_steps = adversarial_weight, warmup, 1
 
@@ -317,6 +339,7 @@ class WGANTask(Task):
         return {"loss": float(g_loss.detach()), "critic_loss": float(d_loss.detach())}
 
     map_levels = DenoiserTask.map_levels
+    val_levels = DenoiserTask.val_levels
     evaluate = DenoiserTask.evaluate  # scores the generator (the primary model)
     validate = DenoiserTask.validate
 
