@@ -174,7 +174,7 @@ def build_task(args, device, speed=None):
     elif args.level_maps:
         from spectbone.train.level_maps import LevelMaps, run_key
 
-        level_maps = LevelMaps(args.level_maps, run_key(args, len(dataset), len(val[0])))
+        level_maps = LevelMaps.load(args.level_maps, run_key(args, len(dataset), len(val[0])))
         meta["level_map"] = ("stage-1 estimator on the whole noisy image (as at test time), computed once for "
                              "every fine-tune by `spectbone level-maps`")
         meta["level_map_estimator_sha256"] = level_maps.estimator_sha256

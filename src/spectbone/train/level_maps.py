@@ -89,18 +89,23 @@ def compute(estimator, dataset, val_noisy: torch.Tensor, *, epochs: int, samples
 
 
 class LevelMaps:
-    """A level-map table (``spectbone level-maps``) checked against the run that uses it."""
+    """sigma/255 per (epoch, sample) of the training batches and per validation image (see module doc)."""
 
-    def __init__(self, path, expected: dict):
+    def __init__(self, train: np.ndarray, val: np.ndarray, key: dict | None = None, estimator_sha256: str = ""):
+        self.train, self.val = np.asarray(train, np.float32), np.asarray(val, np.float32)
+        self.key, self.estimator_sha256 = key or {}, estimator_sha256
+
+    @classmethod
+    def load(cls, path, expected: dict) -> "LevelMaps":
+        """The table at `path` (``spectbone level-maps``), refused unless it was computed for `expected`."""
         with np.load(path) as z:
-            self.key = json.loads(str(z["key"]))
-            self.train, self.val = z["train"], z["val"]
-            self.estimator_sha256 = str(z["estimator_sha256"])
-        wrong = [f"{k}: table {self.key.get(k)!r}, this run {v!r}" for k, v in expected.items()
-                 if self.key.get(k) != v]
+            maps = cls(z["train"], z["val"], json.loads(str(z["key"])), str(z["estimator_sha256"]))
+        wrong = [f"{k}: table {maps.key.get(k)!r}, this run {v!r}" for k, v in expected.items()
+                 if maps.key.get(k) != v]
         if wrong:
             raise ValueError(f"{path}: level maps computed for another run ({'; '.join(wrong)}); "
                              "rerun `spectbone level-maps` with this run's settings")
+        return maps
 
     def lookup(self, epoch: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """sigma/255 of each (epoch, sample) of a batch; an entry the table does not hold is an error."""
