@@ -236,8 +236,8 @@ VGG_INPUT = {"vgg": TR["vgg_weights"]} if TR["vgg_weights"] else {}
 
 
 def baseline_train_args(wildcards):
-    """Shared training arguments of a learned baseline (WGAN-VGG has its own learning rate)."""
-    return train_args(lr=TR["wgan_lr"] if wildcards.baseline == "wgan" else None)
+    """Shared training arguments of a learned baseline (WGAN-VGG and DnCNN have their own learning rates)."""
+    return train_args(lr={"wgan": TR["wgan_lr"], "dncnn": TR["dncnn_lr"]}.get(wildcards.baseline))
 
 
 def baseline_model_args(wildcards):
