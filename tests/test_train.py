@@ -76,7 +76,8 @@ def test_shared_level_maps_train_the_very_weights_of_the_in_step_estimator(tiny_
     _, meta = load_model(tmp_path / "shared" / "w.pt")
     assert "computed once" in meta["level_map"]
 
-    with pytest.raises(AssertionError, match=r"maps.npz: level maps computed for another run \(epochs: table 2, this run 3"):
+    refused = r"maps.npz: level maps computed for another run \(epochs: table 2, this run 3"
+    with pytest.raises(AssertionError, match=refused):
         run_cli(*train_args(tiny_bone_data, tmp_path / "other", epochs=3, extra=[*emanet, "--level-maps", maps]))
 
 

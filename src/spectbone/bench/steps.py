@@ -165,9 +165,9 @@ def compare(name: str, args, device, data) -> list[dict]:
                      "val_psnr": psnr, "val_psnr_ci": f"[{lo:.3f}, {hi:.3f}]",
                      "within_fp32_interval": bool(old_lo <= psnr <= old_hi), "psnr_minus_fp32": diff,
                      "psnr_minus_fp32_ci": f"[{dlo:.3f}, {dhi:.3f}]"})
-        log.info("%s %s (%s): %.2f img/s, x%.2f (x%.2f with the shared level-map pass), val PSNR %.3f [%.3f, %.3f] dB, minus fp32 %.3f [%.3f, %.3f]",
-                 name, label, step, rows[-1]["images_per_s"], ratio, rows[-1]["amortized_speedup_vs_fp32"], psnr, lo, hi,
-                 diff, dlo, dhi)
+        log.info("%s %s (%s): %.2f img/s, x%.2f (x%.2f with the shared level-map pass), "
+                 "val PSNR %.3f [%.3f, %.3f] dB, minus fp32 %.3f [%.3f, %.3f]", name, label, step,
+                 rows[-1]["images_per_s"], ratio, rows[-1]["amortized_speedup_vs_fp32"], psnr, lo, hi, diff, dlo, dhi)
     return rows
 
 

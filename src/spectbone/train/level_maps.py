@@ -10,9 +10,10 @@ their step), and writes sigma/255 per (epoch, sample) and per validation image. 
 ``--level-maps`` looks its maps up instead of recomputing them: bit for bit the numbers the
 in-step estimator gives (``tests/test_train.py`` checks the trained weights are identical).
 
-The file records what it was computed for (seed, levels, epochs, samples per epoch, batch size,
-the data's size, the estimator's sha256); a fine-tune whose run differs in any of them refuses it,
-naming the field.
+The file records the run it was computed for (seed, levels, epochs, samples per epoch, batch size,
+the numbers of samples and validation images): a fine-tune whose run differs in any of them refuses
+it, naming the field. It also names the estimator's sha256, which the fine-tune copies into its
+model's metadata; the workflow rebuilds the file whenever the estimator changes.
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ from tqdm import tqdm
 from spectbone.noise.poisson import MAX_GREY
 
 log = logging.getLogger("spectbone.train.level_maps")
-
-# the run settings a table is valid for: a fine-tune checks each against its own arguments
-KEY_FIELDS = ("seed", "levels", "epochs", "samples_per_epoch", "batch_size")
-
 
 def add_arguments(parser, verb):
     from spectbone.train.speed import MODES
