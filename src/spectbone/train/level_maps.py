@@ -31,6 +31,7 @@ from spectbone.noise.poisson import MAX_GREY
 
 log = logging.getLogger("spectbone.train.level_maps")
 
+
 def add_arguments(parser, verb):
     from spectbone.train.speed import MODES
     from spectbone.util.runtime import add_common_arguments
