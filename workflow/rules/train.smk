@@ -120,7 +120,7 @@ rule train_emanet:
         epochs=TR["epochs"]["denoiser"],
         width=TR["widths"]["emanet"],
         jitter=config["noise"]["level_jitter"],
-        common=train_args(),
+        common=train_args(lr=TR["emanet_lr"]),
         bone=bone_args(),
     threads: TR["threads"]
     resources:
